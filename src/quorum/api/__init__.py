@@ -1,0 +1,10 @@
+"""The JSON API under /api/v1: thin handlers that parse, call the domain and serialize."""
+
+from fastapi import APIRouter
+
+from quorum.api import assignments, projects, tasks, users
+from quorum.api.errors import ERROR_RESPONSES
+
+router = APIRouter(responses=ERROR_RESPONSES)
+for module in (users, projects, tasks, assignments):
+    router.include_router(module.router)

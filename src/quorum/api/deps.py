@@ -1,0 +1,52 @@
+"""Request-scoped dependencies: the database session and the signed-in user."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from quorum.config import Settings
+from quorum.db.engine import Database
+from quorum.db.models import User
+from quorum.domain import users
+from quorum.domain.errors import Unauthorized
+
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; writes begin IMMEDIATE on SQLite (see db.engine)."""
+    database = get_database(request)
+    with database.session(write=request.method not in READ_METHODS) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+bearer = HTTPBearer(auto_error=False, description="An API token from `quorum token create`")
+
+
+def current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> User:
+    if credentials is None or not credentials.credentials.strip():
+        raise Unauthorized("missing API token: send the header 'Authorization: Bearer <token>'")
+    return users.authenticate_token(session, credentials.credentials.strip())
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

@@ -1,0 +1,1 @@
+"""The rules of Quorum: every page, API call, CLI command and job goes through here."""

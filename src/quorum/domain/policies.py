@@ -1,0 +1,53 @@
+"""Who may do what: every access rule of Quorum, named, in one place.
+
+A project is invisible (404) to anyone who is neither a member nor an admin; inside it the
+role decides (403). Annotators never see gold, other annotators' answers or other projects.
+"""
+
+from collections.abc import Callable
+
+from quorum.db.models import Assignment, Role, User
+from quorum.domain.errors import Forbidden, NotFound
+
+Check = Callable[[User], bool]
+
+
+def can_see_project(role: Role | None) -> Check:
+    return lambda user: user.is_admin or role is not None
+
+
+def can_manage_project(role: Role | None) -> Check:
+    """Edit the project, its members and tasks; export; read everything in it."""
+    return lambda user: user.is_admin or role is Role.owner
+
+
+def can_review(role: Role | None) -> Check:
+    """Read tasks with gold and every annotation; review annotations."""
+    return lambda user: user.is_admin or role in {Role.owner, Role.reviewer}
+
+
+can_see_gold = can_review
+
+
+def can_annotate(role: Role | None) -> Check:
+    """Lease tasks; admins label only in projects they are members of."""
+    return lambda user: role is not None
+
+
+def can_submit(assignment: Assignment) -> Check:
+    return lambda user: assignment.user_id == user.id
+
+
+def is_admin() -> Check:
+    return lambda user: user.is_admin
+
+
+def authorize(user: User, check: Check, message: str = "not allowed in this project") -> None:
+    if not check(user):
+        raise Forbidden(message)
+
+
+def reveal(user: User, check: Check, what: str) -> None:
+    """Like authorize, but a failure says the thing does not exist rather than that it is hidden."""
+    if not check(user):
+        raise NotFound(f"no {what}")
