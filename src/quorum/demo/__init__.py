@@ -1,0 +1,1 @@
+"""Demo projects shipped with Quorum."""
