@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from quorum.app import create_app
 from quorum.config import Settings
-from quorum.db.engine import Database, make_engine
+from quorum.db.engine import Database, make_engine, normalize_url
 from quorum.db.migrate import upgrade
 from quorum.db.models import Project, Role, User
 from quorum.domain import projects, users
@@ -25,6 +25,23 @@ POSTGRES_URL = os.environ.get("QUORUM_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 CHOICE_SCHEMA = {"questions": [{"name": "label", "kind": "choice", "options": ["yes", "no"]}]}
+
+
+def worker_database(url: str, worker: str) -> str:
+    """Each pytest-xdist worker gets its own PostgreSQL database, created next to the given one."""
+    if worker == "master":
+        return url
+    base = make_url(normalize_url(url))
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        )
+        if exists.scalar() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def reset_postgres(url: str) -> Engine:
@@ -47,7 +64,8 @@ def engine(
         upgrade(engine)
     else:
         assert POSTGRES_URL is not None
-        engine = reset_postgres(POSTGRES_URL)
+        worker = getattr(request.config, "workerinput", {}).get("workerid", "master")
+        engine = reset_postgres(worker_database(POSTGRES_URL, worker))
     yield engine
     engine.dispose()
 

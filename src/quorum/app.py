@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from quorum import __version__, api
 from quorum.api import errors
+from quorum.api.limits import BodySizeLimit
 from quorum.config import Settings
 from quorum.db.engine import Database, make_engine
 
@@ -43,10 +44,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         lifespan=lifespan(settings, database),
         docs_url=None,  # Swagger UI loads from a CDN; Quorum ships no remote assets
         redoc_url=None,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api.router, prefix="/api/v1")
 
     @app.get("/healthz", include_in_schema=False)

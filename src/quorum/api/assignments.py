@@ -8,6 +8,7 @@ from quorum.api.deps import CurrentUser, SessionDep
 from quorum.api.schemas import (
     AnnotationPublic,
     AssignmentPublic,
+    Id,
     LeasePublic,
     SubmissionCreate,
     TaskForAnnotator,
@@ -35,7 +36,7 @@ IdempotencyKey = Annotated[
         204: {"description": "No task is due to you in this project now"},
     },
 )
-def lease_next(project_id: int, session: SessionDep, user: CurrentUser) -> LeasePublic | Response:
+def lease_next(project_id: Id, session: SessionDep, user: CurrentUser) -> LeasePublic | Response:
     """Lease the next task to label; asking again while holding a lease returns the same lease."""
     seen = projects.access(session, user, project_id)
     policies.authorize(
@@ -53,7 +54,7 @@ def lease_next(project_id: int, session: SessionDep, user: CurrentUser) -> Lease
 
 @router.post("/assignments/{assignment_id}/submit")
 def submit_assignment(
-    assignment_id: int,
+    assignment_id: Id,
     body: SubmissionCreate,
     session: SessionDep,
     user: CurrentUser,
@@ -72,6 +73,6 @@ def submit_assignment(
 
 
 @router.post("/assignments/{assignment_id}/skip")
-def skip_assignment(assignment_id: int, session: SessionDep, user: CurrentUser) -> AssignmentPublic:
+def skip_assignment(assignment_id: Id, session: SessionDep, user: CurrentUser) -> AssignmentPublic:
     """Give the task back; you will not be offered it again."""
     return AssignmentPublic.model_validate(assignments.skip(session, assignment_id, user))

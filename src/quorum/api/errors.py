@@ -19,6 +19,7 @@ from quorum.domain.errors import (
     Unauthorized,
     problems_from_pydantic,
 )
+from quorum.domain.questions import KINDS
 
 log = logging.getLogger("quorum.api")
 
@@ -59,6 +60,11 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class PayloadTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body exceeds {limit} bytes")
+
+
 class BadRequest(Exception):
     """A request the API cannot even parse (malformed JSON, bad encoding)."""
 
@@ -84,22 +90,24 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
         position = malformed[0]["loc"][-1]
         where = f" at character {position}" if isinstance(position, int) else ""
         return error_response(400, "bad_request", f"the body is not valid JSON: {reason}{where}")
-    for error in errors:  # "body.answers" reads better than "body.answers" inside a list
-        error["loc"] = tuple(error["loc"])
-    problems = problems_from_pydantic(errors)
+    for error in errors:  # the body is implied: "answers.label", not "body.answers.label"
+        loc = tuple(error["loc"])
+        error["loc"] = loc[1:] if loc[:1] == ("body",) and len(loc) > 1 else loc
+    problems = problems_from_pydantic(errors, tags=KINDS)
     first = problems[0] if problems else {"field": "body", "message": "invalid"}
     return error_response(
         422, "validation_error", f"{first['field']}: {first['message']}", problems
     )
 
 
-def _http(request: Request, exc: Exception) -> JSONResponse:
+def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = HTTP_CODES.get(exc.status_code, "error")
-    message = str(exc.detail)
-    if exc.status_code == 413:
-        message = f"the request body exceeds {request.app.state.settings.max_body_bytes} bytes"
-    return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
+
+
+def _too_large(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(413, "payload_too_large", str(exc))
 
 
 def _bad_request(_: Request, exc: Exception) -> JSONResponse:
@@ -117,6 +125,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(BadRequest, _bad_request)
+    app.add_exception_handler(PayloadTooLarge, _too_large)
     app.add_exception_handler(Exception, _server_error)
 
 

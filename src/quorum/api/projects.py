@@ -1,11 +1,11 @@
 """Projects, their members and their figures."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from quorum.api.deps import CurrentUser, SessionDep
 from quorum.api.schemas import (
+    Cursor,
+    Id,
     Limit,
     ListOf,
     MemberCreate,
@@ -20,7 +20,6 @@ from quorum.domain import policies, projects, stats
 from quorum.domain.projects import ProjectAccess
 
 router = APIRouter(tags=["projects"])
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 
 
 def _public(project: Project, role: Role | None) -> ProjectPublic:
@@ -74,7 +73,7 @@ def list_projects(
 
 
 @router.get("/projects/{project_id}")
-def read_project(project_id: int, session: SessionDep, user: CurrentUser) -> ProjectPublic:
+def read_project(project_id: Id, session: SessionDep, user: CurrentUser) -> ProjectPublic:
     """One project, with its schema and policy."""
     seen = projects.access(session, user, project_id)
     return _public(seen.project, seen.role)
@@ -82,7 +81,7 @@ def read_project(project_id: int, session: SessionDep, user: CurrentUser) -> Pro
 
 @router.patch("/projects/{project_id}")
 def update_project(
-    project_id: int, body: ProjectUpdate, session: SessionDep, user: CurrentUser
+    project_id: Id, body: ProjectUpdate, session: SessionDep, user: CurrentUser
 ) -> ProjectPublic:
     """Change name, instructions, schema (only before any annotation) or policy (owners)."""
     seen = _managed(session, user, project_id)
@@ -93,7 +92,7 @@ def update_project(
 
 @router.get("/projects/{project_id}/members")
 def list_members(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     user: CurrentUser,
     cursor: Cursor = None,
@@ -114,7 +113,7 @@ def list_members(
     responses={200: {"model": MemberPublic, "description": "The member's role was changed"}},
 )
 def add_member(
-    project_id: int, body: MemberCreate, session: SessionDep, user: CurrentUser, response: Response
+    project_id: Id, body: MemberCreate, session: SessionDep, user: CurrentUser, response: Response
 ) -> MemberPublic:
     """Add an existing user to the project with a role, or change their role (owners)."""
     seen = _managed(session, user, project_id)
@@ -125,14 +124,14 @@ def add_member(
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(project_id: int, user_id: int, session: SessionDep, user: CurrentUser) -> None:
+def remove_member(project_id: Id, user_id: Id, session: SessionDep, user: CurrentUser) -> None:
     """Remove a member (owners); the last owner cannot leave."""
     seen = _managed(session, user, project_id)
     projects.remove_member(session, seen.project, user_id)
 
 
 @router.get("/projects/{project_id}/stats")
-def read_stats(project_id: int, session: SessionDep, user: CurrentUser) -> StatsPublic:
+def read_stats(project_id: Id, session: SessionDep, user: CurrentUser) -> StatsPublic:
     """Progress, labels and annotator figures (owners and reviewers)."""
     seen = projects.access(session, user, project_id)
     policies.authorize(user, policies.can_review(seen.role))
@@ -148,7 +147,7 @@ def read_stats(project_id: int, session: SessionDep, user: CurrentUser) -> Stats
     )
 
 
-def _managed(session: SessionDep, user: CurrentUser, project_id: int) -> ProjectAccess:
+def _managed(session: SessionDep, user: CurrentUser, project_id: Id) -> ProjectAccess:
     seen = projects.access(session, user, project_id)
     policies.authorize(
         user, policies.can_manage_project(seen.role), "only the project's owners may do this"

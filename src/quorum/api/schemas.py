@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorum.db.models import Role, TaskStatus
@@ -10,7 +11,14 @@ from quorum.domain.policy import ProjectPolicy
 from quorum.domain.questions import QuestionSchema
 
 T = TypeVar("T")
-Limit = Annotated[int, Field(ge=1, le=1000)]
+MAX_ID = 2**63 - 1  # the largest id either database can store
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
+Cursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page"),
+]
+Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 ExternalId = Annotated[str, Field(min_length=1, max_length=200)] | int
 
 
@@ -30,7 +38,7 @@ class ListOf(BaseModel, Generic[T]):
 
 
 class UserCreate(_In):
-    email: str = Field(min_length=3, max_length=320)
+    email: Email
     name: str = Field(default="", max_length=200)
     password: str | None = Field(default=None, min_length=8, max_length=1000)
     is_admin: bool = False
@@ -91,7 +99,7 @@ class ProjectPublic(_Out):
 
 
 class MemberCreate(_In):
-    email: str = Field(min_length=3, max_length=320)
+    email: Email
     role: Role
 
 

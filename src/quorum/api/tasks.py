@@ -7,9 +7,11 @@ from starlette.concurrency import run_in_threadpool
 
 from quorum.api.deps import CurrentUser, SessionDep
 from quorum.api.errors import BadRequest
-from quorum.api.projects import Cursor
 from quorum.api.schemas import (
+    MAX_ID,
     AnnotationForReview,
+    Cursor,
+    Id,
     ImportPublic,
     Limit,
     ListOf,
@@ -43,7 +45,7 @@ IMPORT_BODY = {
     openapi_extra=IMPORT_BODY,
 )
 async def import_tasks(
-    project_id: int,
+    project_id: Id,
     request: Request,
     session: SessionDep,
     user: CurrentUser,
@@ -71,7 +73,7 @@ async def import_tasks(
 
 @router.get("/projects/{project_id}/tasks")
 def list_tasks(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     user: CurrentUser,
     cursor: Cursor = None,
@@ -88,7 +90,7 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}")
-def read_task(task_id: int, session: SessionDep, user: CurrentUser) -> TaskPublic:
+def read_task(task_id: Id, session: SessionDep, user: CurrentUser) -> TaskPublic:
     """One task with its gold (owners and reviewers of its project)."""
     task = tasks.get(session, task_id)
     seen = projects.access(session, user, task.project_id)
@@ -98,12 +100,12 @@ def read_task(task_id: int, session: SessionDep, user: CurrentUser) -> TaskPubli
 
 @router.get("/projects/{project_id}/annotations")
 def list_annotations(
-    project_id: int,
+    project_id: Id,
     session: SessionDep,
     user: CurrentUser,
     cursor: Cursor = None,
     limit: Limit = 100,
-    task_id: int | None = None,
+    task_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> ListOf[AnnotationForReview]:
     """Every annotation in the project, oldest first (owners and reviewers)."""
     seen = projects.access(session, user, project_id)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, status
 
 from quorum.api.deps import CurrentUser, SessionDep
-from quorum.api.schemas import TokenCreate, TokenCreated, TokenPublic, UserCreate, UserPublic
+from quorum.api.schemas import Id, TokenCreate, TokenCreated, TokenPublic, UserCreate, UserPublic
 from quorum.domain import policies, users
 
 router = APIRouter(tags=["users"])
@@ -46,6 +46,6 @@ def create_token(body: TokenCreate, session: SessionDep, user: CurrentUser) -> T
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, session: SessionDep, user: CurrentUser) -> TokenPublic:
+def revoke_token(token_id: Id, session: SessionDep, user: CurrentUser) -> TokenPublic:
     """Revoke one of your tokens; it stops working at once."""
     return TokenPublic.model_validate(users.revoke_token(session, user, token_id))

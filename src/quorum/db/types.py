@@ -1,5 +1,6 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def canonical_json(value: Any) -> bytes:
+    """JSON with sorted keys: orjson, several times faster than the stdlib, which takes over
+    for what orjson refuses (integers beyond 64 bits are valid JSON)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
 def dumps_json(value: Any) -> str:
-    """The engine's JSON serializer: orjson is several times faster than the stdlib."""
-    return orjson.dumps(value).decode()
+    """The engines' JSON serializer."""
+    return canonical_json(value).decode()

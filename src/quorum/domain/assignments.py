@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
@@ -33,12 +32,13 @@ from quorum.db.models import (
     TaskStatus,
     User,
 )
-from quorum.db.types import utcnow
+from quorum.db.types import canonical_json, utcnow
 from quorum.domain import policies
 from quorum.domain.errors import Conflict, Invalid, NotFound
 from quorum.domain.projects import policy_of, schema_of
 from quorum.domain.questions import check_answers
 from quorum.domain.task_status import recompute_task_status
+from quorum.domain.text import refuse_nul
 
 RECLAIM_BATCH = 1000
 
@@ -179,7 +179,7 @@ def reclaim_expired(session: Session, project_id: int, now: datetime) -> int:
 
 def request_hash(assignment_id: int, answers: Any, duration_ms: int | None) -> str:
     body = {"assignment_id": assignment_id, "answers": answers, "duration_ms": duration_ms}
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 def submit(
@@ -214,6 +214,7 @@ def submit(
     assert task is not None
     project = session.get(Project, assignment.project_id)
     assert project is not None
+    refuse_nul(answers, "answers")
     clean = check_answers(schema_of(project), task.data, answers)
     _take_slot(task, assignment)
     assignment.status = AssignmentStatus.submitted

@@ -8,6 +8,7 @@ DomainError(code, message, details)
  └── Invalid        422  the input breaks a rule; ``details`` lists each problem
 """
 
+from collections.abc import Collection
 from typing import Any
 
 Problem = dict[str, Any]  # {"field": ..., "message": ..., "line"?: ...}
@@ -46,13 +47,23 @@ class Invalid(DomainError):
         return cls(f"{field}: {message}", [{"field": field, "message": message, **where}])
 
 
-def problems_from_pydantic(errors: list[Any], prefix: str = "") -> list[Problem]:
-    """Pydantic's error list as our ``{field, message}`` problems, with dotted field paths."""
+def problems_from_pydantic(
+    errors: list[Any], prefix: str = "", tags: Collection[str] = ()
+) -> list[Problem]:
+    """Pydantic's error list as our ``{field, message}`` problems, with dotted field paths.
+
+    ``tags`` are union tags pydantic puts in the path after a list index ("questions[0].rating");
+    they are dropped, since the user never wrote them.
+    """
     problems = []
     for error in errors:
-        path = "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
-        )
+        loc = list(error["loc"])
+        parts = [
+            part
+            for i, part in enumerate(loc)
+            if not (part in tags and i > 0 and isinstance(loc[i - 1], int))
+        ]
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts)
         field = (prefix + path).lstrip(".") or prefix or "body"
         problems.append({"field": field, "message": error["msg"]})
     return problems

@@ -4,19 +4,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from quorum.db.models import Annotation, Membership, Project, Role, Task, User
-from quorum.db.types import utcnow
+from quorum.db.types import canonical_json, utcnow
 from quorum.domain import policies, users
 from quorum.domain.errors import Conflict, Invalid, NotFound, problems_from_pydantic
 from quorum.domain.pages import Page, paginate
 from quorum.domain.policy import ProjectPolicy
-from quorum.domain.questions import QuestionSchema
+from quorum.domain.questions import KINDS, QuestionSchema
 from quorum.domain.task_status import recompute_task_status
+from quorum.domain.text import refuse_nul
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def parse_schema(raw: Any) -> QuestionSchema:
     try:
         return QuestionSchema.model_validate(raw)
     except ValidationError as error:
-        problems = problems_from_pydantic(error.errors(), "schema")
+        problems = problems_from_pydantic(error.errors(), "schema", tags=KINDS)
         first = f"{problems[0]['field']}: {problems[0]['message']}"
         raise Invalid(f"invalid schema: {first}", problems) from None
 
@@ -57,11 +57,11 @@ def _policy_from_json(text: bytes) -> ProjectPolicy:
 
 def schema_of(project: Project) -> QuestionSchema:
     """The project's validated schema (cached: the submit path needs it on every label)."""
-    return _schema_from_json(orjson.dumps(project.schema, option=orjson.OPT_SORT_KEYS))
+    return _schema_from_json(canonical_json(project.schema))
 
 
 def policy_of(project: Project) -> ProjectPolicy:
-    return _policy_from_json(orjson.dumps(project.policy, option=orjson.OPT_SORT_KEYS))
+    return _policy_from_json(canonical_json(project.policy))
 
 
 def create(
@@ -74,6 +74,7 @@ def create(
     policy: Any = None,
 ) -> Project:
     """A new project with ``owner`` as its first owner."""
+    refuse_nul({"name": name, "instructions": instructions, "schema": schema, "policy": policy}, "")
     clean_schema = parse_schema(schema)
     clean_policy = parse_policy(policy)
     now = utcnow()
@@ -133,6 +134,7 @@ def has_annotations(session: Session, project_id: int) -> bool:
 
 def update_project(session: Session, project: Project, changes: dict[str, Any]) -> Project:
     """Apply a partial update, all or nothing; a new overlap recomputes every task's status."""
+    refuse_nul(changes, "")
     if "name" in changes:
         project.name = _clean_name(changes["name"])
     if "instructions" in changes:

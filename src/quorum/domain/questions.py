@@ -44,7 +44,7 @@ def _unique(values: list[str], what: str) -> list[str]:
 class ChoiceQuestion(_Question):
     kind: Literal["choice"]
     options: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
-        min_length=2, max_length=100
+        min_length=2, max_length=100, json_schema_extra={"uniqueItems": True}
     )
 
     @model_validator(mode="after")
@@ -61,7 +61,7 @@ class ChoiceQuestion(_Question):
 class MultiChoiceQuestion(_Question):
     kind: Literal["multi_choice"]
     options: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
-        min_length=1, max_length=100
+        min_length=1, max_length=100, json_schema_extra={"uniqueItems": True}
     )
     min_selected: int = Field(default=0, ge=0)
     max_selected: int | None = Field(default=None, ge=1)
@@ -173,7 +173,7 @@ class SpansQuestion(_Question):
     kind: Literal["spans"]
     field: str = Field(pattern=NAME_PATTERN)
     labels: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        min_length=1, max_length=50
+        min_length=1, max_length=50, json_schema_extra={"uniqueItems": True}
     )
 
     @model_validator(mode="after")

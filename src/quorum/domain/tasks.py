@@ -13,6 +13,7 @@ from quorum.domain.errors import Invalid, NotFound, Problem
 from quorum.domain.pages import Page, paginate
 from quorum.domain.projects import policy_of, schema_of
 from quorum.domain.questions import QuestionSchema, check_answers, check_task_data
+from quorum.domain.text import refuse_nul
 
 MAX_PROBLEMS = 50
 TASK_KEYS = {"data", "gold", "external_id", "priority"}
@@ -108,6 +109,7 @@ def _task_row(schema: QuestionSchema, record: Record) -> dict[str, Any]:
     value = record.value
     if not isinstance(value, dict):
         raise Invalid.one("task", "must be an object with a 'data' object")
+    refuse_nul(value, "")
     unknown = sorted(set(value) - TASK_KEYS)
     if unknown:
         raise Invalid.one(unknown[0], f"unknown key; a task has {sorted(TASK_KEYS)}")

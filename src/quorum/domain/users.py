@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from quorum.db.models import ApiToken, User
 from quorum.db.types import utcnow
 from quorum.domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from quorum.domain.text import refuse_nul
 
 TOKEN_PREFIX = "qrm_"
 # Writing last_used_at on every request would turn each read into a write.
@@ -25,6 +26,7 @@ _DUMMY_HASH = _hasher.hash("not-a-password")
 
 
 def normalize_email(email: str) -> str:
+    refuse_nul(email, "email")
     email = email.strip().lower()
     local, _, domain = email.partition("@")
     if not local or "." not in domain or len(email) > 320 or any(c.isspace() for c in email):
@@ -47,6 +49,7 @@ def create_user(
     is_admin: bool = False,
     tier: int = 1,
 ) -> User:
+    refuse_nul(name, "name")
     user = User(
         email=normalize_email(email),
         name=name.strip() or email.split("@")[0],
@@ -104,6 +107,7 @@ def _digest(token: str) -> str:
 
 def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
     """A new token row and the token itself, which is not stored and cannot be shown again."""
+    refuse_nul(name, "name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         user_id=user.id,

@@ -1,0 +1,103 @@
+"""The CLI on a real SQLite file: good input works, bad input exits 2 with one line."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from quorum.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+def test_migrate_user_token_project(db: str, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["migrate", "--db", db]).exit_code == 0
+    created = runner.invoke(
+        app,
+        ["user", "create", "lead@example.com", "--admin", "--password-stdin", "--db", db],
+        input="a long password\n",
+    )
+    assert created.exit_code == 0, created.output
+    assert "(admin)" in created.output
+    token = runner.invoke(app, ["token", "create", "lead@example.com", "--name", "ci", "--db", db])
+    assert token.exit_code == 0
+    assert token.output.strip().startswith("qrm_")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: Triage\n"
+        "instructions: Pick one.\n"
+        "schema:\n  questions:\n    - {name: q, kind: choice, options: [a, b]}\n"
+        "policy: {overlap: 3}\n"
+    )
+    project = runner.invoke(
+        app, ["project", "create", str(spec), "--owner", "lead@example.com", "--db", db]
+    )
+    assert project.exit_code == 0, project.output
+    assert project.output.strip().isdigit()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["user", "create", "not-an-email"], "is not an email address"),
+        (["token", "create", "ghost@example.com"], "no user with email ghost@example.com"),
+        (["project", "create", "missing.json", "--owner", "lead@example.com"], "missing.json"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(db: str, args: list[str], message: str) -> None:
+    result = runner.invoke(app, [*args, "--db", db])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_spec_names_the_field(db: str, tmp_path: Path) -> None:
+    runner.invoke(app, ["user", "create", "lead@example.com", "--db", db])
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "x",
+                "schema": {"questions": [{"name": "q", "kind": "rating", "min": 5, "max": 1}]},
+            }
+        )
+    )
+    result = runner.invoke(
+        app, ["project", "create", str(spec), "--owner", "lead@example.com", "--db", db]
+    )
+    assert result.exit_code == 2
+    assert (
+        "schema.questions[0]" in result.output and "max must be greater than min" in result.output
+    )
+    spec.write_text("{not json")
+    broken = runner.invoke(
+        app, ["project", "create", str(spec), "--owner", "lead@example.com", "--db", db]
+    )
+    assert broken.exit_code == 2
+    assert "spec.json: not valid JSON" in broken.output
+
+
+def test_duplicate_user_is_refused(db: str) -> None:
+    assert runner.invoke(app, ["user", "create", "a@example.com", "--db", db]).exit_code == 0
+    again = runner.invoke(app, ["user", "create", "A@example.com", "--db", db])
+    assert again.exit_code == 2
+    assert "already exists" in again.output
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        ["serve"],
+        ["migrate"],
+        ["user", "create"],
+        ["token", "create"],
+        ["project", "create"],
+    ):
+        result = runner.invoke(app, [*args, "--help"])
+        assert result.exit_code == 0, args
+        assert "Usage" in result.output
