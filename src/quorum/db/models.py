@@ -63,6 +63,31 @@ class AssignmentStatus(enum.StrEnum):
     expired = "expired"
 
 
+class ReviewStatus(enum.StrEnum):
+    """Where an annotation stands in review; the quality loop drops ``rejected`` labels."""
+
+    none = "none"
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+    corrected = "corrected"
+
+
+class ReviewSource(enum.StrEnum):
+    """Why an annotation went to review: a person asked, ``review_rate`` sampled it, or a
+    spam signal flagged it."""
+
+    manual = "manual"
+    sampled = "sampled"
+    flagged = "flagged"
+
+
+class ReviewDecision(enum.StrEnum):
+    accepted = "accepted"
+    rejected = "rejected"
+    corrected = "corrected"
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -201,6 +226,10 @@ class Annotation(Base):
     answers: Mapped[dict[str, Any]] = mapped_column(Json)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Written only by domain.reviews; bulk inserts that omit it get the server default.
+    review_status: Mapped[ReviewStatus] = mapped_column(
+        _enum(ReviewStatus, "review_status"), default=ReviewStatus.none, server_default="none"
+    )
 
 
 class IdempotencyRecord(Base):
@@ -215,4 +244,65 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(SmallInteger)
     response: Mapped[Any] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Review(Base):
+    """One request to review an annotation, and its decision once a reviewer made it.
+
+    The annotation's ``review_status`` mirrors the latest review; these rows are the history.
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        # The queue: a project's undecided reviews, oldest first.
+        Index(
+            "ix_reviews_pending",
+            "project_id",
+            "id",
+            postgresql_where=text("decision IS NULL"),
+            sqlite_where=text("decision IS NULL"),
+        ),
+        # At most one open review per annotation, however many times it is sent.
+        Index(
+            "uq_reviews_pending_annotation",
+            "annotation_id",
+            unique=True,
+            postgresql_where=text("decision IS NULL"),
+            sqlite_where=text("decision IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    annotation_id: Mapped[int] = mapped_column(
+        ForeignKey("annotations.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[ReviewSource] = mapped_column(_enum(ReviewSource, "review_source"))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decision: Mapped[ReviewDecision | None] = mapped_column(
+        _enum(ReviewDecision, "review_decision")
+    )
+    comment: Mapped[str] = mapped_column(Text, default="")
+    # A correction is a reviewer's full answer: usable as gold for trust and aggregation.
+    corrected_answers: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignInFailure(Base):
+    """A failed password sign-in; kept in the database so every server process sees the count."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (
+        Index("ix_sign_in_failures_email_hash_created_at", "email_hash", "created_at"),
+        Index("ix_sign_in_failures_ip_created_at", "ip", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # SHA-256 of the normalised email: the emails strangers try are not worth keeping.
+    email_hash: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
