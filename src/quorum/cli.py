@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from quorum.cli_truth import aggregate, agreement
 from quorum.config import Settings
 from quorum.db.engine import Database, make_engine
 from quorum.db.migrate import upgrade
@@ -34,6 +35,8 @@ project_app = typer.Typer(no_args_is_help=True, help="Manage projects.")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(project_app, name="project")
+app.command()(aggregate)
+app.command()(agreement)
 
 DbOption = Annotated[
     str | None,
