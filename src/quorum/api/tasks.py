@@ -1,8 +1,15 @@
 """Tasks: bulk import and reading them back (owners and reviewers)."""
 
-from typing import Annotated, Literal
+import io
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from typing import IO, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+import anyio.from_thread
+import anyio.lowlevel
+from fastapi import APIRouter, Query, Request, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from quorum.api.deps import CurrentUser, SessionDep
@@ -20,23 +27,33 @@ from quorum.api.schemas import (
 )
 from quorum.db.models import Annotation, TaskStatus
 from quorum.domain import annotations, policies, projects, tasks
-from quorum.io.task_files import read_json_array, read_ndjson
+from quorum.io.task_files import Format, format_for, read_tasks
 
 router = APIRouter(tags=["tasks"])
 
-NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/ndjson"}
+ImportFormat = Literal["json", "ndjson", "jsonl", "csv", "parquet"]
+TASK_LIST = {"type": "array", "items": TaskCreate.model_json_schema()}
 IMPORT_BODY = {
     "requestBody": {
         "required": True,
-        "description": "A JSON array of tasks, or NDJSON (one task per line).",
+        "description": "Tasks as a JSON array, NDJSON (one task per line), CSV or Parquet; or a "
+        "multipart form whose field 'file' holds such a file. See docs/import-export.md.",
         "content": {
-            "application/json": {
-                "schema": {"type": "array", "items": TaskCreate.model_json_schema()}
-            },
+            "application/json": {"schema": TASK_LIST},
             "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
         },
     }
 }
+SPOOL_BYTES = 8 * 1024 * 1024
 
 
 @router.post(
@@ -53,22 +70,103 @@ async def import_tasks(
         Literal["error", "skip"],
         Query(description="what to do with an external_id already in the project"),
     ] = "error",
+    format: Annotated[
+        ImportFormat | None,
+        Query(description="the body's format; by default from its content type or file name"),
+    ] = None,
 ) -> ImportPublic:
-    """Import tasks, all or nothing: one bad task rejects the body, with every problem listed."""
+    """Import tasks, all or nothing: one bad task rejects the body, with every problem listed.
+
+    The body is streamed into the import as it arrives, which runs off the event loop.
+    """
     seen = projects.access(session, user, project_id)
     policies.authorize(user, policies.can_manage_project(seen.role), "only owners import tasks")
-    body = await request.body()
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if content_type in NDJSON_TYPES:
-        records = read_ndjson(body.splitlines())
-    elif content_type in ("application/json", ""):
-        records = read_json_array(body)
-    else:
-        raise BadRequest(f"unsupported content type {content_type!r}: send JSON or NDJSON")
-    result = await run_in_threadpool(
-        tasks.import_tasks, session, seen.project, records, on_conflict=on_conflict
-    )
+    schema = projects.schema_of(seen.project)
+    async with _tasks_body(request, format) as (fmt, body):
+
+        def run() -> tasks.ImportResult:
+            with _seekable(body) if fmt == "parquet" else nullcontext(body) as file:
+                records = read_tasks(file, fmt, schema)
+                return tasks.import_tasks(session, seen.project, records, on_conflict=on_conflict)
+
+        result = await run_in_threadpool(run)
     return ImportPublic(created=result.created, skipped=result.skipped)
+
+
+@asynccontextmanager
+async def _tasks_body(
+    request: Request, given: str | None
+) -> AsyncIterator[tuple[Format, IO[bytes]]]:
+    """The body's format and a blocking stream of its tasks: the uploaded file of a multipart
+    form (which Starlette spools to disk), else the raw body as it arrives."""
+    content_type = request.headers.get("content-type", "application/json")
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        fmt = _format(content_type=content_type, given=given)
+        yield fmt, io.BufferedReader(BodyStream(request), buffer_size=1024 * 1024)
+        return
+    form = await request.form(max_files=1, max_fields=10)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise BadRequest("send the tasks as a file in the form field 'file'")
+        yield (
+            _format(name=upload.filename, content_type=upload.content_type, given=given),
+            upload.file,
+        )
+    finally:
+        await form.close()
+
+
+def _format(
+    *, name: str | None = None, content_type: str | None = None, given: str | None = None
+) -> Format:
+    try:
+        return format_for(name=name, content_type=content_type, given=given)
+    except ValueError as error:
+        raise BadRequest(f"{error}; or say ?format=json|ndjson|csv|parquet") from None
+
+
+class BodyStream(io.RawIOBase):
+    """The request body as a blocking file, for a worker thread: each read awaits the next chunk
+    on the event loop, so the body is never held whole."""
+
+    def __init__(self, request: Request) -> None:
+        self.chunks = request.stream()
+        self.pending = memoryview(b"")
+        # NOTE: PyArrow reads from a thread of its own, not AnyIO's, so name the loop to call.
+        self.loop = anyio.lowlevel.current_token()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self.pending:
+            chunk = anyio.from_thread.run(self._next_chunk, token=self.loop)
+            if chunk is None:
+                return 0
+            self.pending = memoryview(chunk)
+        size = min(len(target), len(self.pending))
+        target[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+    async def _next_chunk(self) -> bytes | None:
+        try:
+            return await anext(self.chunks)
+        except StopAsyncIteration:
+            return None
+
+
+@contextmanager
+def _seekable(body: IO[bytes]) -> Iterator[IO[bytes]]:
+    """Parquet keeps its index at the end of the file: spool a body first (to disk when big)."""
+    if body.seekable():
+        yield body
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        shutil.copyfileobj(body, spool, length=1024 * 1024)
+        spool.seek(0)
+        yield spool
 
 
 @router.get("/projects/{project_id}/tasks")
