@@ -5,7 +5,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
-from quorum import __version__, api
+from quorum import __version__, api, web
 from quorum.api import errors
 from quorum.api.limits import BodySizeLimit
 from quorum.config import Settings
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api.router, prefix="/api/v1")
+    web.install(app, settings)  # pages, static files, session cookie, CSRF
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     environment: str = Field(default="development", pattern="^(development|production|test)$")
     sqlite_busy_timeout_ms: int = 30_000
     pool_size: int = Field(default=10, ge=1)
+    # Web sign-in: the session cookie is signed with secret_key; set secure_cookies behind HTTPS.
+    secure_cookies: bool = False
+    session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
 
     def sqlite_path(self) -> Path | None:
         """The file of a SQLite database URL, or None for other databases and ``:memory:``."""

@@ -51,3 +51,32 @@ def reveal(user: User, check: Check, what: str) -> None:
     """Like authorize, but a failure says the thing does not exist rather than that it is hidden."""
     if not check(user):
         raise NotFound(f"no {what}")
+
+
+# Pages and reviews (the web app); each names the rule it applies, so handlers read as prose.
+
+
+def can_view_dashboard(role: Role | None) -> Check:
+    """Progress, agreement and every annotation of the project: owners, reviewers, admins."""
+    return can_review(role)
+
+
+def can_export(role: Role | None) -> Check:
+    return can_manage_project(role)
+
+
+def can_send_to_review(role: Role | None) -> Check:
+    return can_review(role)
+
+
+def can_decide_review(role: Role | None, annotator_id: int) -> Check:
+    """Reviewers decide on other people's annotations, never on their own."""
+    return lambda user: can_review(role)(user) and user.id != annotator_id
+
+
+def can_manage_users() -> Check:
+    return is_admin()
+
+
+def can_manage_tokens_of(owner: User) -> Check:
+    return lambda user: user.is_admin or user.id == owner.id
