@@ -33,6 +33,28 @@ def _normalize(counts: FloatArray, smoothing: float) -> FloatArray:
     return shares
 
 
+def initial_parameters(
+    n_workers: int, n_classes: int, restart: int, random_state: int, default_noise: float = 0.5
+) -> tuple[FloatArray, FloatArray]:
+    """Where restart ``restart`` starts: (spamming, thetas), one random point drawn from
+    Uniform(1, 2 + noise) as crowd-kit draws them, normalised, and given to every worker.
+
+    NOTE: crowd-kit draws a different point per worker; one shared point makes the fit
+    independent of how workers are numbered, and was as accurate on the 20 datasets.
+
+    >>> spamming, thetas = initial_parameters(3, 4, restart=0, random_state=0)
+    >>> spamming.shape, thetas.shape, bool(np.allclose(thetas.sum(axis=1), 1.0))
+    ((3, 2), (3, 4), True)
+    """
+    rng = np.random.default_rng([random_state, restart])
+    spamming = rng.uniform(1.0, 2.0 + default_noise, size=2)
+    thetas = rng.uniform(1.0, 2.0 + default_noise, size=n_classes)
+    return (
+        np.tile(spamming / spamming.sum(), (n_workers, 1)),
+        np.tile(thetas / thetas.sum(), (n_workers, 1)),
+    )
+
+
 class MACE:
     r"""Multi-Annotator Competence Estimation.
 
@@ -42,7 +64,7 @@ class MACE:
     prior over classes. ``method="vb"`` (the default) fits by variational Bayes with
     Beta(``alpha``, ``beta``) priors on $\theta_w$ and symmetric Dirichlet(10) priors on
     $\xi_w$; ``"em"`` fits by EM with add-``0.01/K`` smoothing. Each of ``n_restarts`` runs
-    starts from a different random $\theta, \xi$ (seeded by ``random_state``) and does
+    starts from a different random $\theta, \xi$ (see :func:`initial_parameters`) and does
     ``n_iter`` iterations; the run with the highest marginal log-likelihood is kept. Posteriors
     are computed in log space; gold tasks are clamped.
 
@@ -104,10 +126,11 @@ class MACE:
             task, worker, label, gold=gold, weight=weight,
             n_tasks=n_tasks, n_workers=n_workers, n_classes=n_classes,
         )  # fmt: skip
-        rng = np.random.default_rng(self.random_state)
         best = -np.inf
-        for _ in range(self.n_restarts):
-            spamming, thetas = self._initialize(rng, crowd)
+        for restart in range(self.n_restarts):
+            spamming, thetas = initial_parameters(
+                crowd.n_workers, crowd.n_classes, restart, self.random_state, self.default_noise
+            )
             for _ in range(self.n_iter):
                 spamming, thetas = self._m_step(crowd, *self._e_step(crowd, spamming, thetas))
             log_likelihood = self._e_step(crowd, spamming, thetas)[0]
@@ -118,16 +141,6 @@ class MACE:
         self.labels_ = argmax(self.probas_)
         self.skills_ = self.spamming_[:, 1] / self.spamming_.sum(axis=1)
         return self
-
-    def _initialize(self, rng: np.random.Generator, crowd: Crowd) -> tuple[FloatArray, FloatArray]:
-        """Uniform(1, 2 + default_noise) draws, normalised per worker, as crowd-kit starts."""
-        low, high = 1.0, 2.0 + self.default_noise
-        spamming = rng.uniform(low, high, size=(crowd.n_workers, 2))
-        thetas = rng.uniform(low, high, size=(crowd.n_workers, crowd.n_classes))
-        return (
-            spamming / spamming.sum(axis=1, keepdims=True),
-            thetas / thetas.sum(axis=1, keepdims=True),
-        )
 
     @staticmethod
     def _posterior(
