@@ -147,7 +147,7 @@ def member_counts(session: Session, user_ids: Sequence[int]) -> dict[int, int]:
         .where(Membership.user_id.in_(user_ids))
         .group_by(Membership.user_id)
     )
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
 
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:

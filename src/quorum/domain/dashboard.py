@@ -56,7 +56,7 @@ def my_projects(session: Session, user: User) -> list[ProjectSummary]:
     query = select(Project, Membership.role).outerjoin(Membership, mine).order_by(Project.id)
     if not user.is_admin:
         query = query.where(Membership.user_id.is_not(None))
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     ids = [project.id for project, _ in rows]
     tasks = _task_counts(session, ids)
     labels = _my_labels(session, ids, user.id)
@@ -91,7 +91,7 @@ def _task_counts(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, i
         .where(Task.project_id.in_(ids))
         .group_by(Task.project_id)
     )
-    return {pid: (total, int(done or 0)) for pid, total, done in session.execute(query).tuples()}
+    return {pid: (total, int(done or 0)) for pid, total, done in session.execute(query)}
 
 
 def _my_labels(
@@ -102,7 +102,7 @@ def _my_labels(
         Annotation.project_id.in_(ids), Annotation.user_id == user_id
     )
     figures: dict[int, tuple[int, int, list[int]]] = {}
-    for pid, status, duration in session.execute(query).tuples():
+    for pid, status, duration in session.execute(query):
         count, rejected, durations = figures.get(pid, (0, 0, []))
         if duration is not None:
             durations.append(duration)
@@ -120,7 +120,7 @@ def _my_skipped(session: Session, ids: Sequence[int], user_id: int) -> dict[int,
         )
         .group_by(Assignment.project_id)
     )
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
 
 
 def _reviews_waiting(session: Session, ids: Sequence[int], user_id: int) -> dict[int, int]:
@@ -134,7 +134,7 @@ def _reviews_waiting(session: Session, ids: Sequence[int], user_id: int) -> dict
         )
         .group_by(Review.project_id)
     )
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
 
 
 def _median(values: list[int]) -> float | None:
@@ -181,22 +181,18 @@ def project_overview(session: Session, project: Project) -> Overview:
     them. The labels are read once, so this is for dashboards, not for 100M-label projects.
     """
     schema = schema_of(project)
-    rows = (
-        session.execute(
-            select(
-                Annotation.task_id,
-                User.pseudonym,
-                Annotation.answers,
-                Annotation.submitted_at,
-                Annotation.review_status,
-            )
-            .join(User, User.id == Annotation.user_id)
-            .where(Annotation.project_id == project.id)
-            .order_by(Annotation.id)
+    rows = session.execute(
+        select(
+            Annotation.task_id,
+            User.pseudonym,
+            Annotation.answers,
+            Annotation.submitted_at,
+            Annotation.review_status,
         )
-        .tuples()
-        .all()
-    )
+        .join(User, User.id == Annotation.user_id)
+        .where(Annotation.project_id == project.id)
+        .order_by(Annotation.id)
+    ).all()
     kept = [row for row in rows if row[4] is not ReviewStatus.rejected]
     labels = {
         q.name: [
@@ -239,14 +235,14 @@ def _per_annotator(
 
 def _gold(session: Session, project_id: int) -> dict[int, dict[str, Any]]:
     query = select(Task.id, Task.gold).where(Task.project_id == project_id, Task.gold.is_not(None))
-    return {task_id: gold for task_id, gold in session.execute(query).tuples() if gold}
+    return {task_id: gold for task_id, gold in session.execute(query) if gold}
 
 
 def _external_ids(session: Session, task_ids: Sequence[int]) -> dict[int, str | None]:
     if not task_ids:
         return {}
     query = select(Task.id, Task.external_id).where(Task.id.in_(task_ids))
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
 
 
 def _review_counts(session: Session, project_id: int) -> dict[str, int]:
@@ -255,4 +251,4 @@ def _review_counts(session: Session, project_id: int) -> dict[str, int]:
         .where(Annotation.project_id == project_id)
         .group_by(Annotation.review_status)
     )
-    return {status.value: count for status, count in session.execute(query).tuples()}
+    return {status.value: count for status, count in session.execute(query)}

@@ -258,6 +258,6 @@ def feedback_for(session: Session, annotator: User, *, limit: int = 10) -> list[
     )
     return [
         Feedback(name, task_id, decision, comment, decided_at)
-        for name, task_id, decision, comment, decided_at in session.execute(query).tuples()
+        for name, task_id, decision, comment, decided_at in session.execute(query)
         if decision is not None and decided_at is not None
     ]

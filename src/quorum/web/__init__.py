@@ -28,8 +28,9 @@ from quorum.web.templating import STATIC
 
 SESSION_COOKIE = "quorum_session"
 
+PAGE_MODULES = (auth, home, labeling, review, annotations, projects, dashboard, members, admin)
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
-for module in (auth, home, labeling, review, annotations, projects, dashboard, members, admin):
+for module in PAGE_MODULES:
     router.include_router(module.router)
 
 

@@ -4,6 +4,8 @@ Charts are Plotly figures described in JSON on the page and drawn by ``charts.js
 plotly.js that ships in the ``plotly`` Python package.
 """
 
+from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,107 +13,126 @@ from fastapi.responses import Response
 from plotly import __version__ as plotly_version
 
 from quorum.domain import dashboard, policies, projects
-from quorum.domain.dashboard import Overview
+from quorum.domain.dashboard import AnnotatorLabels, Overview
+from quorum.domain.dashboard_figures import Confusion, QuestionAgreement
 from quorum.web.deps import CurrentUser, PageId, SessionDep, render
 
 router = APIRouter()
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "dpo", "sft")
 
 
-def charts(overview: Overview) -> dict[str, Any]:
+STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+Figure = dict[str, Any]
+
+
+def charts(overview: Overview) -> dict[str, Figure]:
     """Plotly figure specs (data and layout) by chart id; the page holds them as JSON."""
-    specs: dict[str, Any] = {}
+    specs: dict[str, Figure] = {}
     if overview.throughput:
-        x = [moment.isoformat() for moment, _ in overview.throughput]
-        y = [count for _, count in overview.throughput]
-        total, cumulative = 0, []
-        for count in y:
-            total += count
-            cumulative.append(total)
-        specs["throughput"] = {
-            "data": [
-                {"type": "bar", "x": x, "y": y, "name": f"labels per {overview.throughput_unit}"},
-                {
-                    "type": "scatter",
-                    "x": x,
-                    "y": cumulative,
-                    "name": "labels so far",
-                    "yaxis": "y2",
-                },
-            ],
-            "layout": {
-                "yaxis": {"title": {"text": f"per {overview.throughput_unit}"}},
-                "yaxis2": {"overlaying": "y", "side": "right", "title": {"text": "total"}},
-                "legend": {"orientation": "h", "y": -0.2},
-            },
-        }
+        specs["throughput"] = _throughput(overview.throughput, overview.throughput_unit)
     if overview.annotators:
-        people = overview.annotators
-        specs["annotators"] = {
-            "data": [
-                {
-                    "type": "bar",
-                    "x": [a.annotator for a in people],
-                    "y": [a.labels - a.rejected for a in people],
-                    "name": "kept",
-                },
-                {
-                    "type": "bar",
-                    "x": [a.annotator for a in people],
-                    "y": [a.rejected for a in people],
-                    "name": "rejected",
-                },
-            ],
-            "layout": {"barmode": "stack", "legend": {"orientation": "h", "y": -0.25}},
-        }
+        specs["annotators"] = _annotators(overview.annotators)
     measured = [a for a in overview.agreement if a.value is not None]
     if measured:
-        specs["agreement"] = {
-            "data": [
-                {
-                    "type": "bar",
-                    "x": [a.question for a in measured],
-                    "y": [a.value for a in measured],
-                    "error_y": {
-                        "type": "data",
-                        "symmetric": False,
-                        "array": [(a.high or a.value) - a.value for a in measured],  # type: ignore[operator]
-                        "arrayminus": [a.value - (a.low or a.value) for a in measured],  # type: ignore[operator]
-                    },
-                }
-            ],
-            "layout": {
-                "yaxis": {
-                    "range": [min(-0.1, *(a.value for a in measured if a.value is not None)), 1],
-                    "title": {"text": "α"},
-                }
-            },
-        }
+        specs["agreement"] = _agreement(measured)
     for confusion in overview.confusions:
-        matrix = confusion.gold or confusion.pairs
-        specs[f"confusion-{confusion.question}"] = {
-            "data": [
-                {
-                    "type": "heatmap",
-                    "z": matrix,
-                    "x": confusion.labels,
-                    "y": confusion.labels,
-                    "colorscale": "Blues",
-                    "hovertemplate": "%{y} → %{x}: %{z}<extra></extra>",
-                }
-            ],
-            "layout": {
-                "xaxis": {"title": {"text": "annotator's label"}, "type": "category"},
-                "yaxis": {
-                    "title": {
-                        "text": "gold label" if confusion.gold else "another annotator's label"
-                    },
-                    "type": "category",
-                    "autorange": "reversed",
-                },
-            },
-        }
+        specs[f"confusion-{confusion.question}"] = _confusion(confusion)
     return specs
+
+
+def _throughput(buckets: list[tuple[datetime, int]], unit: str) -> Figure:
+    # An empty bucket on each side, so a single busy hour is a bar, not the whole axis.
+    step = STEPS[unit]
+    padded = [(buckets[0][0] - step, 0), *buckets, (buckets[-1][0] + step, 0)]
+    x = [moment.isoformat() for moment, _ in padded]
+    y = [count for _, count in padded]
+    cumulative = list(accumulate(y))
+    return {
+        "data": [
+            {"type": "bar", "x": x, "y": y, "name": f"labels per {unit}"},
+            {"type": "scatter", "x": x, "y": cumulative, "name": "labels so far", "yaxis": "y2"},
+        ],
+        "layout": {
+            "xaxis": {"type": "date"},
+            "yaxis": {"title": {"text": f"per {unit}"}, "rangemode": "tozero"},
+            "yaxis2": {
+                "overlaying": "y",
+                "side": "right",
+                "title": {"text": "total"},
+                "rangemode": "tozero",
+            },
+            "legend": {"orientation": "h", "y": -0.2},
+        },
+    }
+
+
+def _annotators(people: list[AnnotatorLabels]) -> Figure:
+    names = [a.annotator for a in people]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": names,
+                "y": [a.labels - a.rejected for a in people],
+                "name": "kept",
+            },
+            {"type": "bar", "x": names, "y": [a.rejected for a in people], "name": "rejected"},
+        ],
+        "layout": {"barmode": "stack", "legend": {"orientation": "h", "y": -0.25}},
+    }
+
+
+def _agreement(measured: list[QuestionAgreement]) -> Figure:
+    values = [a.value or 0.0 for a in measured]
+    above = [
+        (a.high if a.high is not None else v) - v for a, v in zip(measured, values, strict=True)
+    ]
+    below = [v - (a.low if a.low is not None else v) for a, v in zip(measured, values, strict=True)]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": [a.question for a in measured],
+                "y": values,
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": above,
+                    "arrayminus": below,
+                },
+            }
+        ],
+        "layout": {"yaxis": {"range": [min(-0.1, *values), 1], "title": {"text": "α"}}},
+    }
+
+
+def _confusion(confusion: Confusion) -> Figure:
+    against = "gold label" if confusion.gold else "another annotator's label"
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "z": confusion.gold or confusion.pairs,
+                "x": confusion.labels,
+                "y": confusion.labels,
+                "colorscale": [[0, "#f8fafc"], [1, "#1d4ed8"]],
+                "hovertemplate": "%{y} → %{x}: %{z}<extra></extra>",
+            }
+        ],
+        "layout": {
+            "xaxis": {
+                "title": {"text": "annotator's label"},
+                "type": "category",
+                "automargin": True,
+            },
+            "yaxis": {
+                "title": {"text": against},
+                "type": "category",
+                "autorange": "reversed",
+                "automargin": True,
+            },
+        },
+    }
 
 
 @router.get("/projects/{project_id}/dashboard", name="dashboard")

@@ -11,7 +11,7 @@ from quorum.domain.errors import Invalid, Problem
 from quorum.domain.projects import ProjectAccess, schema_of
 from quorum.io.task_files import format_for, read_tasks
 from quorum.web.deps import CurrentUser, PageId, SessionDep, flash, render, render_fragment
-from quorum.web.questions import views
+from quorum.web.questions import context_fields, views
 from quorum.web.specs import check_policy, check_schema, sample_task
 
 router = APIRouter()
@@ -68,7 +68,7 @@ def check_project(
     preview = None
     if schema is not None:
         data = sample_task(schema)
-        context = {"questions": views(schema, data), "fields": [], "preview": True}
+        context = {"questions": views(schema, data), "fields": context_fields(schema, data)}
         preview = render_fragment(request, "_preview.html", context)
     return JSONResponse(
         {

@@ -1,0 +1,85 @@
+"""No N+1: each page runs the same number of SQL statements whatever the amount of data."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
+from tests.conftest import Factory, Person
+from tests.web.conftest import Visitor
+
+from quorum.db.models import Project, ReviewSource, Role
+from quorum.domain import assignments, reviews
+
+Visit = Callable[[Person | None], Visitor]
+
+
+@contextmanager
+def counting(engine: Engine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _world(make: Factory, session: Session, size: int) -> tuple[Person, Person, Project]:
+    """An owner with ``size`` projects, the last with ``size`` tasks labelled by ``size`` people."""
+    owner = make.person("owner")
+    team = [make.person("a") for _ in range(size)]
+    projects = [
+        make.project(owner, policy={"overlap": size}, members={Role.annotator: team})
+        for _ in range(size)
+    ]
+    project = projects[-1]
+    make.tasks(project, [{"data": {"q": i}, "gold": {"label": "yes"}} for i in range(size)])
+    for person in team:
+        for _ in range(size):
+            lease = assignments.lease(session, project, person.user)
+            assert lease is not None
+            note = assignments.submit(session, lease.assignment.id, person.user, {"label": "no"})
+            reviews.send_to_review(session, note, source=ReviewSource.sampled)
+    return owner, team[0], project
+
+
+PAGES = [
+    "/projects",
+    "/projects/{p}/dashboard",
+    "/projects/{p}/review",
+    "/projects/{p}/annotations",
+]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_statements_do_not_grow_with_data(
+    visit: Visit, make: Factory, session: Session, engine: Engine, page: str
+) -> None:
+    counts = []
+    for size in (2, 5):
+        owner, _, project = _world(make, session, size)
+        visitor = visit(owner)
+        with counting(engine) as statements:
+            reply = visitor.get(page.format(p=project.id))
+        assert reply.status_code == 200
+        counts.append(len(statements))
+    assert 0 < counts[0] == counts[1], counts
+
+
+def test_the_annotators_pages_do_not_grow_either(
+    visit: Visit, make: Factory, session: Session, engine: Engine
+) -> None:
+    counts = []
+    for size in (2, 5):
+        _, annotator, project = _world(make, session, size)
+        visitor = visit(annotator)
+        with counting(engine) as statements:
+            assert visitor.get("/projects").status_code == 200
+            assert visitor.get(f"/projects/{project.id}/label").status_code == 200
+        counts.append(len(statements))
+    assert 0 < counts[0] == counts[1], counts

@@ -1,0 +1,162 @@
+"""Requester pages: the schema editor's live check, creating a project, importing, the dashboard
+and members."""
+
+import json
+import re
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from tests.conftest import Factory, Person
+from tests.web.conftest import Visitor
+
+from quorum.db.models import Membership, Project, Role, Task
+from quorum.domain import assignments
+
+Visit = Callable[[Person | None], Visitor]
+YAML_SCHEMA = """questions:
+  - name: verdict
+    kind: choice
+    options: [correct, wrong]
+"""
+
+
+def test_the_editor_checks_json_and_yaml_as_you_type(visit: Visit, make: Factory) -> None:
+    visitor = visit(make.person("rhea"))
+    visitor.get("/projects/new")
+    good = visitor.fetch("/projects/new/check", {"schema": YAML_SCHEMA, "policy": '{"overlap": 2}'})
+    assert good.status_code == 200
+    body = good.json()
+    assert body["schema"] == {"ok": True, "problems": []} and body["policy"]["ok"]
+    assert 'data-kind="choice"' in body["preview"] and "<kbd>2</kbd>" in body["preview"]
+    broken = visitor.fetch(
+        "/projects/new/check", {"schema": "questions:\n  - name: [", "policy": ""}
+    )
+    [problem] = broken.json()["schema"]["problems"]
+    assert problem["line"] == 2 and "YAML" in problem["message"]
+    assert broken.json()["preview"] is None
+    bad_json = visitor.fetch("/projects/new/check", {"schema": '{"questions": [}', "policy": ""})
+    assert bad_json.json()["schema"]["problems"][0]["line"] == 1
+    invalid = visitor.fetch(
+        "/projects/new/check",
+        {
+            "schema": "questions:\n  - {name: x, kind: rating, min: 5, max: 1}",
+            "policy": "overlap: 0",
+        },
+    )
+    assert "max must be greater than min" in invalid.json()["schema"]["problems"][0]["message"]
+    assert invalid.json()["policy"]["problems"][0]["field"] == "policy.overlap"
+
+
+def test_create_a_project_from_the_form(visit: Visit, make: Factory, session: Session) -> None:
+    rhea = make.person("rhea")
+    visitor = visit(rhea)
+    visitor.get("/projects/new")
+    refused = visitor.form(
+        "/projects/new", {"name": "Checks", "schema": "questions: []", "policy": ""}
+    )
+    assert refused.status_code == 422 and "not created" in refused.text
+    assert 'value="Checks"' in refused.text  # what was typed stays
+    reply = visitor.form(
+        "/projects/new",
+        {
+            "name": "Checks",
+            "instructions": "Be careful.",
+            "schema": YAML_SCHEMA,
+            "policy": "overlap: 2",
+        },
+    )
+    assert reply.status_code == 303
+    project_id = int(re.fullmatch(r"/projects/(\d+)/import", reply.headers["location"]).group(1))  # type: ignore[union-attr]
+    project = session.get(Project, project_id)
+    assert project is not None and project.policy["overlap"] == 2
+    assert project.schema["questions"][0]["options"] == ["correct", "wrong"]
+    role = session.scalar(select(Membership.role).where(Membership.project_id == project_id))
+    assert role is Role.owner
+
+
+def test_import_reports_bad_lines_and_imports_nothing(
+    visit: Visit, make: Factory, session: Session
+) -> None:
+    owner = make.person("rhea")
+    project = make.project(owner)
+    visitor = visit(owner)
+    visitor.get(f"/projects/{project.id}/import")
+    bad = b'{"data": {"q": 1}}\n{"data": \n{"data": {"q": 3}, "gold": {"label": "maybe"}}\n'
+    reply = visitor.form(
+        f"/projects/{project.id}/import",
+        files={"file": ("tasks.ndjson", bad, "application/x-ndjson")},
+    )
+    assert reply.status_code == 422
+    rows = re.findall(r'<tr><td class="num">(\d+)</td><td><code>([^<]+)</code></td>', reply.text)
+    assert rows == [("2", "line"), ("3", "gold.label")]
+    assert session.scalar(select(func.count()).select_from(Task)) == 0
+    good = b'[{"data": {"q": 1}, "external_id": "a"}, {"data": {"q": 2}, "external_id": "b"}]'
+    reply = visitor.form(
+        f"/projects/{project.id}/import", files={"file": ("tasks.json", good, "application/json")}
+    )
+    assert reply.status_code == 200 and "Imported 2 tasks" in reply.text
+    again = visitor.form(
+        f"/projects/{project.id}/import",
+        {"on_conflict": "skip"},
+        files={"file": ("tasks.json", good, "application/json")},
+    )
+    assert "Imported 0 tasks; skipped 2" in again.text
+    unknown = visitor.form(
+        f"/projects/{project.id}/import", files={"file": ("tasks.txt", good, "text/plain")}
+    )
+    assert unknown.status_code == 422 and "cannot tell the format" in unknown.text
+
+
+def test_the_dashboard_shows_the_figures(visit: Visit, make: Factory, session: Session) -> None:
+    owner = make.person("rhea")
+    team = [make.person("a"), make.person("b"), make.person("c")]
+    project = make.project(owner, policy={"overlap": 3}, members={Role.annotator: team})
+    make.tasks(project, [{"data": {"q": i}, "gold": {"label": "yes"}} for i in range(3)])
+    for person, answers in zip(
+        team, (["yes", "yes", "no"], ["yes", "no", "no"], ["yes", "yes", "yes"]), strict=True
+    ):
+        for answer in answers:
+            lease = assignments.lease(session, project, person.user)
+            assert lease is not None
+            assignments.submit(session, lease.assignment.id, person.user, {"label": answer})
+    page = visit(owner).get(f"/projects/{project.id}/dashboard")
+    assert page.status_code == 200
+    charts = json.loads(
+        re.search(
+            r'<script type="application/json" id="chart-data">(.*?)</script>', page.text, re.S
+        ).group(1)
+    )  # type: ignore[union-attr]
+    assert set(charts) == {"throughput", "annotators", "agreement", "confusion-label"}
+    assert sum(charts["throughput"]["data"][0]["y"]) == 9
+    assert charts["confusion-label"]["data"][0]["z"] == [[6, 3], [0, 0]]  # rows: gold yes, no
+    assert 'id="lowest-table"' in page.text and "/vendor/plotly.min.js" in page.text
+
+
+def test_plotly_is_served_from_the_package(client: object) -> None:
+    from fastapi.testclient import TestClient
+
+    assert isinstance(client, TestClient)
+    reply = client.get("/vendor/plotly.min.js")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/javascript")
+    assert b"plotly.js" in reply.content[:2000]
+
+
+def test_owners_manage_members(visit: Visit, make: Factory, session: Session) -> None:
+    owner, newcomer = make.person("rhea"), make.person("new")
+    project = make.project(owner)
+    visitor = visit(owner)
+    visitor.get(f"/projects/{project.id}/members")
+    visitor.form(
+        f"/projects/{project.id}/members", {"email": newcomer.user.email, "role": "reviewer"}
+    )
+    assert session.get(Membership, (project.id, newcomer.user.id)).role is Role.reviewer  # type: ignore[union-attr]
+    missing = visitor.form(
+        f"/projects/{project.id}/members", {"email": "ghost@example.com", "role": "annotator"}
+    )
+    assert "no user with email" in visitor.get(missing.headers["location"]).text
+    last_owner = visitor.form(f"/projects/{project.id}/members/{owner.user.id}/remove")
+    assert "at least one owner" in visitor.get(last_owner.headers["location"]).text
+    visitor.form(f"/projects/{project.id}/members/{newcomer.user.id}/remove")
+    session.expire_all()
+    assert session.get(Membership, (project.id, newcomer.user.id)) is None
