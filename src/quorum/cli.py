@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from quorum.cli_data import export_tasks, import_tasks
 from quorum.cli_truth import aggregate, agreement
 from quorum.config import Settings
 from quorum.db.engine import Database, make_engine
@@ -37,6 +38,8 @@ app.add_typer(token_app, name="token")
 app.add_typer(project_app, name="project")
 app.command()(aggregate)
 app.command()(agreement)
+app.command("import")(import_tasks)
+app.command("export")(export_tasks)
 
 DbOption = Annotated[
     str | None,

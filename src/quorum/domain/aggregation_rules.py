@@ -1,0 +1,319 @@
+"""The aggregation rule of each question kind, on arrays (see quorum.domain.aggregation).
+
+Each rule takes the labels of one question as an Arrow column (one row per label, null where the
+annotator left the question out) and returns one answer and one confidence per task.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quorum.domain.questions import MultiChoiceQuestion, RankingQuestion, SpansQuestion
+from quorum.truth import make_estimator
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+PAIR_BUDGET = 20_000_000  # item pairs compared at once when scoring rankings
+
+
+@dataclass(frozen=True)
+class QuestionAggregate:
+    """One question's answer and confidence per task, aligned with ``Aggregate.task_id``;
+    a null answer and a NaN confidence where there is none."""
+
+    answer: pa.Array
+    confidence: FloatArray
+
+
+@dataclass(frozen=True)
+class Crowd:
+    """Dense codes every question shares: the labelled tasks, the workers, and the gold."""
+
+    method: str
+    task: IntArray  # per label, the code of its task
+    worker: IntArray  # per label, the code of its worker
+    n_tasks: int
+    n_workers: int
+    gold_task: IntArray  # per row of ``gold``, the code of its task (-1: it has no labels)
+    gold: pa.Table  # gold answers, one column per question
+
+    def gold_column(self, name: str, kind: pa.DataType) -> tuple[IntArray, pa.Array]:
+        """Task codes and gold values of the labelled tasks that have gold for ``name``."""
+        if not self.gold.num_rows:
+            return np.zeros(0, np.int64), pa.array([], kind)
+        values = self.gold.column(name).combine_chunks()
+        keep = (self.gold_task >= 0) & values.is_valid().to_numpy(zero_copy_only=False)
+        return self.gold_task[keep], values.filter(pa.array(keep))
+
+    def fit(
+        self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
+    ) -> FloatArray:
+        """Posteriors ``(len(gold), n_classes)`` of items from their labels, gold clamped."""
+        fitted = make_estimator(self.method).fit(
+            item, worker, label, gold=gold, n_tasks=gold.size,
+            n_workers=self.n_workers, n_classes=n_classes,
+        )  # fmt: skip
+        return fitted.probas_
+
+    def answered(self, answered: BoolArray) -> BoolArray:
+        """Per task, whether any label answers the question."""
+        present: BoolArray = np.bincount(self.task[answered], minlength=self.n_tasks) > 0
+        return present
+
+
+def nothing(crowd: Crowd, kind: pa.DataType) -> QuestionAggregate:
+    return QuestionAggregate(pa.nulls(crowd.n_tasks, kind), np.full(crowd.n_tasks, np.nan))
+
+
+def categorical(
+    crowd: Crowd, name: str, column: pa.Array, answered: BoolArray
+) -> QuestionAggregate:
+    """choice, preference, rating: the most probable class under the estimator."""
+    gold_task, gold_values = crowd.gold_column(name, column.type)
+    values = column.filter(pa.array(answered))
+    classes, codes = _encode(pa.concat_arrays([values, gold_values]))
+    gold = np.full(crowd.n_tasks, -1, np.int64)
+    gold[gold_task] = codes[len(values) :]
+    probas = crowd.fit(
+        crowd.task[answered], crowd.worker[answered], codes[: len(values)], gold, len(classes)
+    )
+    present = crowd.answered(answered)
+    answer = classes.take(pa.array(probas.argmax(axis=1), mask=~present))
+    return QuestionAggregate(answer, np.where(present, probas.max(axis=1), np.nan))
+
+
+def _encode(values: pa.Array) -> tuple[pa.Array, IntArray]:
+    """Sorted distinct values and each value's code among them (class 0 is the smallest)."""
+    encoded = values.dictionary_encode()
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    codes: IntArray = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    return encoded.dictionary.take(pa.array(order)), codes
+
+
+def _yes_probability(
+    crowd: Crowd, item: IntArray, worker: IntArray, bit: IntArray, gold: IntArray
+) -> FloatArray:
+    """P(yes) per item from yes/no labels, through the chosen estimator, gold clamped."""
+    if gold.size == 0:
+        return np.zeros(0)
+    return crowd.fit(item, worker, bit, gold, 2)[:, 1]
+
+
+def multi_choice(
+    crowd: Crowd, question: MultiChoiceQuestion, column: pa.Array, answered: BoolArray
+) -> QuestionAggregate:
+    """One yes/no decision per option; the likely ones, within min/max_selected."""
+    options = pa.array(question.options)
+    n = len(question.options)
+    chosen = _option_bits(column.filter(pa.array(answered)), options)
+    item = (crowd.task[answered][:, None] * n + np.arange(n)).ravel()
+    worker = np.repeat(crowd.worker[answered], n)
+    gold_task, gold_values = crowd.gold_column(question.name, column.type)
+    gold = np.full(crowd.n_tasks * n, -1, np.int64)
+    gold[(gold_task[:, None] * n + np.arange(n)).ravel()] = _option_bits(
+        gold_values, options
+    ).ravel()
+    p = _yes_probability(crowd, item, worker, chosen.ravel(), gold).reshape(-1, n)
+    selected = _select(p, question.min_selected, question.max_selected or n)
+    present = crowd.answered(answered)
+    _, picks = np.nonzero(selected)
+    answer = pa.ListArray.from_arrays(
+        _offsets(selected.sum(axis=1)), options.take(pa.array(picks)), mask=pa.array(~present)
+    )
+    confidence = np.where(selected, p, 1 - p).prod(axis=1)
+    return QuestionAggregate(answer, np.where(present, confidence, np.nan))
+
+
+def _offsets(counts: IntArray) -> pa.Array:
+    return pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
+
+
+def _option_bits(lists: pa.Array, options: pa.Array) -> IntArray:
+    """``(len(lists), len(options))``: 1 where a list holds the option."""
+    bits = np.zeros((len(lists), len(options)), np.int64)
+    if len(lists):
+        flat = pc.list_flatten(lists)
+        parent = pc.list_parent_indices(lists).to_numpy()
+        bits[parent, pc.index_in(flat, value_set=options).to_numpy()] = 1
+    return bits
+
+
+def _select(p: FloatArray, least: int, most: int) -> BoolArray:
+    """The options more likely chosen than not, topped up to ``least`` or cut to ``most`` by
+    probability (ties: the earlier option)."""
+    order = np.argsort(-p, axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.broadcast_to(np.arange(p.shape[1]), p.shape), axis=1)
+    count = np.clip((p > 0.5).sum(axis=1), least, most)
+    chosen: BoolArray = rank < count[:, None]
+    return chosen
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """Flattened spans: the row of the list each came from, and its (start, end, label)."""
+
+    row: IntArray
+    start: IntArray
+    end: IntArray
+    label: IntArray  # rank of the label in sorted order, so spans sort as stored answers do
+
+    @classmethod
+    def of(cls, lists: pa.Array, labels: pa.Array) -> "_Spans":
+        flat = pc.list_flatten(lists)
+        return cls(
+            pc.list_parent_indices(lists).to_numpy().astype(np.int64),
+            flat.field("start").to_numpy().astype(np.int64),
+            flat.field("end").to_numpy().astype(np.int64),
+            pc.index_in(flat.field("label"), value_set=labels).to_numpy().astype(np.int64),
+        )
+
+
+def spans(
+    crowd: Crowd, question: SpansQuestion, column: pa.Array, answered: BoolArray
+) -> QuestionAggregate:
+    """One yes/no decision per distinct span anyone marked, voted on by all who answered."""
+    labels = pc.sort_indices(pa.array(question.labels))
+    labels = pa.array(question.labels).take(labels)
+    marked = _Spans.of(column.filter(pa.array(answered)), labels)
+    label_task, label_worker = crowd.task[answered], crowd.worker[answered]
+    gold_task, gold_values = crowd.gold_column(question.name, column.type)
+    golden = _Spans.of(gold_values, labels)
+    task = np.concatenate([label_task[marked.row], gold_task[golden.row]])
+    start, end = (
+        np.concatenate([marked.start, golden.start]),
+        np.concatenate([marked.end, golden.end]),
+    )
+    label = np.concatenate([marked.label, golden.label])
+    order = np.lexsort((label, end, start, task))
+    key = np.stack([task, start, end, label])[:, order]
+    new = np.ones(order.size, bool)
+    new[1:] = (key[:, 1:] != key[:, :-1]).any(axis=0)
+    candidate = np.empty(order.size, np.int64)
+    candidate[order] = np.cumsum(new) - 1  # each span's candidate; candidates sorted by task
+    c_task, c_start, c_end, c_label = key[:, new]
+    n_marked = marked.row.size
+    votes = _span_votes(label_task, c_task, marked.row, candidate[:n_marked], crowd.n_tasks)
+    gold = np.full(c_task.size, -1, np.int64)
+    has_gold = np.zeros(crowd.n_tasks, bool)
+    has_gold[gold_task] = True
+    gold[has_gold[c_task]] = 0
+    gold[candidate[n_marked:]] = 1
+    p = _yes_probability(crowd, votes[1], label_worker[votes[0]], votes[2], gold)
+    keep = _drop_overlaps(p > 0.5, p, c_task, c_start, c_end, c_label)
+    present = crowd.answered(answered)
+    spans_of = pa.StructArray.from_arrays(
+        [pa.array(c_start[keep]), pa.array(c_end[keep]), labels.take(pa.array(c_label[keep]))],
+        fields=list(column.type.value_type),
+    )
+    counts = np.bincount(c_task[keep], minlength=crowd.n_tasks)
+    answer = pa.ListArray.from_arrays(_offsets(counts), spans_of, mask=pa.array(~present))
+    sure = np.log(np.where(keep, p, 1 - p).clip(min=1e-300))
+    confidence = np.exp(np.bincount(c_task, weights=sure, minlength=crowd.n_tasks))
+    return QuestionAggregate(answer, np.where(present, confidence, np.nan))
+
+
+def _span_votes(
+    label_task: IntArray, c_task: IntArray, row: IntArray, mark: IntArray, n_tasks: int
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Every (label, candidate of its task) pair and whether that label marked the candidate."""
+    first = np.searchsorted(c_task, np.arange(n_tasks))
+    count = np.bincount(c_task, minlength=n_tasks)[label_task]
+    pair_label = np.repeat(np.arange(label_task.size), count)
+    within = np.arange(pair_label.size) - np.repeat(np.cumsum(count) - count, count)
+    pair_candidate = first[label_task][pair_label] + within
+    n_candidates = max(c_task.size, 1)
+    marked = np.isin(pair_label * n_candidates + pair_candidate, row * n_candidates + mark)
+    return pair_label, pair_candidate, marked.astype(np.int64)
+
+
+def _drop_overlaps(
+    keep: BoolArray, p: FloatArray, task: IntArray, start: IntArray, end: IntArray, label: IntArray
+) -> BoolArray:
+    """Of kept spans that overlap with the same label, keep the likelier (rare: a loop over
+    just those)."""
+    kept = np.flatnonzero(keep)
+    order = kept[np.lexsort((start[kept], label[kept], task[kept]))]
+    same = (task[order][1:] == task[order][:-1]) & (label[order][1:] == label[order][:-1])
+    clash = same & (start[order][1:] < end[order][:-1])
+    if not clash.any():
+        return keep
+    keep = keep.copy()
+    involved = np.unique(np.concatenate([order[1:][clash], order[:-1][clash]]))
+    for i in involved[np.argsort(-p[involved], kind="stable")]:
+        if keep[i]:
+            rivals = involved[
+                (task[involved] == task[i]) & (label[involved] == label[i]) & (involved != i)
+            ]
+            overlapping = rivals[(start[rivals] < end[i]) & (start[i] < end[rivals])]
+            keep[overlapping] = False
+    return keep
+
+
+def ranking(
+    crowd: Crowd, question: RankingQuestion, column: pa.Array, answered: BoolArray
+) -> QuestionAggregate:
+    """Borda count per task; confidence is the labels' mean pairwise agreement with it."""
+    lists = column.filter(pa.array(answered))
+    label_task = crowd.task[answered]
+    length = pc.list_value_length(lists).to_numpy().astype(np.int64)
+    flat = pc.list_flatten(lists).to_numpy().astype(np.int64)
+    row = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    position = np.arange(flat.size) - np.repeat(np.cumsum(length) - length, length)
+    width = int(length.max())
+    size = np.zeros(crowd.n_tasks, np.int64)
+    np.maximum.at(size, label_task, length)
+    score = np.bincount(
+        label_task[row] * width + flat,
+        weights=length[row] - 1 - position,
+        minlength=crowd.n_tasks * width,
+    ).reshape(crowd.n_tasks, width)
+    score[np.arange(width)[None, :] >= size[:, None]] = -np.inf
+    consensus = np.argsort(-score, axis=1, kind="stable")
+    gold_task, gold_values = crowd.gold_column(question.name, column.type)
+    consensus[gold_task] = _padded(gold_values, width)
+    places = np.full((len(lists), width), -1, np.int64)
+    places[row, flat] = position
+    agreement = _pair_agreement(places, consensus[label_task], length)
+    confidence = np.bincount(label_task, weights=agreement, minlength=crowd.n_tasks) / np.maximum(
+        np.bincount(label_task, minlength=crowd.n_tasks), 1
+    )
+    confidence[gold_task] = 1.0
+    present = crowd.answered(answered)
+    ordered = consensus[np.arange(width)[None, :] < size[:, None]]
+    answer = pa.ListArray.from_arrays(_offsets(size), pa.array(ordered), mask=pa.array(~present))
+    return QuestionAggregate(answer, np.where(present, confidence, np.nan))
+
+
+def _padded(lists: pa.Array, width: int) -> IntArray:
+    """Rankings as rows of ``width`` item indices, the unused tail filled with the rest."""
+    rows = np.tile(np.arange(width), (len(lists), 1))
+    for i, ranked in enumerate(lists.to_pylist()):  # gold rankings: a handful of tasks
+        rows[i] = ranked + [k for k in range(width) if k not in ranked]
+    return rows
+
+
+def _pair_agreement(places: IntArray, consensus: IntArray, length: IntArray) -> FloatArray:
+    """Per label, the share of item pairs it orders as the consensus does: (1 + tau) / 2."""
+    width = places.shape[1]
+    agreed = np.empty(places.shape[0])
+    chunk = max(PAIR_BUDGET // max(width * width, 1), 1)
+    upper = np.triu(np.ones((width, width), bool), k=1)
+    for begin in range(0, places.shape[0], chunk):
+        part = slice(begin, begin + chunk)
+        cons = np.empty_like(places[part])
+        np.put_along_axis(cons, consensus[part], np.arange(width)[None, :], axis=1)
+        mine = places[part][:, :, None] < places[part][:, None, :]
+        theirs = cons[:, :, None] < cons[:, None, :]
+        inside = np.arange(width)[None, :] < length[part][:, None]
+        pairs = upper[None] & inside[:, :, None] & inside[:, None, :]
+        agreed[part] = ((mine == theirs) & pairs).sum(axis=(1, 2)) / np.maximum(
+            pairs.sum(axis=(1, 2)), 1
+        )
+    return agreed
