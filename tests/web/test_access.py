@@ -184,3 +184,30 @@ def test_an_annotator_never_sees_gold_or_other_answers(visit: Visit, world: Worl
     )
     assert done.status_code == 200 and set(done.json()) == {"annotation_id", "task_id"}
     assert GOLD not in visitor.get("/projects").text
+
+
+def test_page_routes_have_their_own_names() -> None:
+    """url() in templates finds routes by name; an API route of the same name would win."""
+    from fastapi.routing import APIRoute
+
+    from quorum import api, web
+
+    def names(routers: list[object]) -> list[str]:
+        found = []
+        for router in routers:
+            for route in getattr(router, "routes", []):
+                if isinstance(route, APIRoute):
+                    found.append(route.name)
+        return found
+
+    pages = names([m.router for m in (*web.PAGE_MODULES, web.vendor)])
+    api_names = names([m.router for m in (api.users, api.projects, api.tasks, api.assignments)])
+    assert all(name.startswith("web_") for name in pages), pages
+    assert len(set(pages)) == len(pages) and not set(pages) & set(api_names)
+
+
+def test_no_page_links_into_the_api(visit: Visit, world: World) -> None:
+    visitor = visit(world.owner)
+    for path in [*pages(world, world.project).values(), "/projects", "/projects/new", "/account"]:
+        html = visitor.get(path).text
+        assert 'href="/api' not in html and 'action="/api' not in html, path

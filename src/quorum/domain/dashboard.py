@@ -4,6 +4,7 @@
 is a requester's dashboard. Agreement numbers come from ``quorum.truth`` (see ``agreement``).
 """
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from quorum.db.models import (
     TaskStatus,
     User,
 )
+from quorum.domain import aggregation
 from quorum.domain import dashboard_figures as figures
 from quorum.domain.projects import policy_of, schema_of
 from quorum.domain.questions import ChoiceQuestion
@@ -160,6 +162,7 @@ class LowTask:
     external_id: str | None
     labels: int
     agreement: float
+    confidence: float | None  # of the aggregated answer (domain.aggregation), least sure question
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ class Overview:
 
 
 def project_overview(session: Session, project: Project) -> Overview:
-    """Everything the dashboard shows, in six queries whatever the size of the project.
+    """Everything the dashboard shows, in a fixed number of queries whatever the project's size.
 
     Agreement leaves out labels a reviewer rejected; throughput and per-annotator counts keep
     them. The labels are read once, so this is for dashboards, not for 100M-label projects.
@@ -207,6 +210,7 @@ def project_overview(session: Session, project: Project) -> Overview:
     unit, buckets = figures.throughput([row[3] for row in rows])
     low = figures.lowest(figures.task_agreement(schema.questions, labels))
     external = _external_ids(session, [t.task_id for t in low])
+    sure = _confidence(session, project, [t.task_id for t in low])
     return Overview(
         stats=project_stats(session, project),
         throughput_unit=unit,
@@ -217,7 +221,10 @@ def project_overview(session: Session, project: Project) -> Overview:
             figures.confusion(q, labels[q.name], {t: g.get(q.name) for t, g in gold.items()})
             for q in choice
         ],
-        lowest=[LowTask(t.task_id, external.get(t.task_id), t.labels, t.agreement) for t in low],
+        lowest=[
+            LowTask(t.task_id, external.get(t.task_id), t.labels, t.agreement, sure[t.task_id])
+            for t in low
+        ],
         reviews=_review_counts(session, project.id),
     )
 
@@ -236,6 +243,21 @@ def _per_annotator(
 def _gold(session: Session, project_id: int) -> dict[int, dict[str, Any]]:
     query = select(Task.id, Task.gold).where(Task.project_id == project_id, Task.gold.is_not(None))
     return {task_id: gold for task_id, gold in session.execute(query) if gold}
+
+
+def _confidence(
+    session: Session, project: Project, task_ids: Sequence[int]
+) -> dict[int, float | None]:
+    """How sure the aggregated answer of each task is (its least sure question)."""
+    if not task_ids:
+        return {}
+    aggregate = aggregation.aggregate_project(session, project)
+    positions = aggregate.positions(task_ids)
+    lowest = aggregate.min_confidence()
+    return {
+        task_id: None if position < 0 or math.isnan(lowest[position]) else float(lowest[position])
+        for task_id, position in zip(task_ids, positions.tolist(), strict=True)
+    }
 
 
 def _external_ids(session: Session, task_ids: Sequence[int]) -> dict[int, str | None]:

@@ -15,6 +15,7 @@ from quorum.web import (
     auth,
     dashboard,
     errors,
+    export,
     home,
     labeling,
     members,
@@ -28,7 +29,18 @@ from quorum.web.templating import STATIC
 
 SESSION_COOKIE = "quorum_session"
 
-PAGE_MODULES = (auth, home, labeling, review, annotations, projects, dashboard, members, admin)
+PAGE_MODULES = (
+    auth,
+    home,
+    labeling,
+    review,
+    annotations,
+    projects,
+    dashboard,
+    export,
+    members,
+    admin,
+)
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 for module in PAGE_MODULES:
     router.include_router(module.router)

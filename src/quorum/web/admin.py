@@ -17,7 +17,7 @@ def _admin(user: User) -> None:
     policies.authorize(user, policies.can_manage_users(), "only admins manage users")
 
 
-@router.get("/admin/users", name="admin_users")
+@router.get("/admin/users", name="web_admin_users")
 def users_page(
     request: Request, session: SessionDep, user: CurrentUser, cursor: str | None = None
 ) -> Response:
@@ -33,7 +33,7 @@ def users_page(
     return render(request, "admin_users.html", context)
 
 
-@router.post("/admin/users", name="admin_create_user")
+@router.post("/admin/users", name="web_admin_create_user")
 def create_user(
     request: Request,
     session: SessionDep,
@@ -68,7 +68,7 @@ def _person_context(session: SessionDep, person: User, **extra: Any) -> dict[str
     }
 
 
-@router.get("/admin/users/{user_id}", name="admin_user")
+@router.get("/admin/users/{user_id}", name="web_admin_user")
 def user_page(
     user_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -77,7 +77,7 @@ def user_page(
     return render(request, "admin_user.html", _person_context(session, person))
 
 
-@router.post("/admin/users/{user_id}", name="admin_update_user")
+@router.post("/admin/users/{user_id}", name="web_admin_update_user")
 def update_user(
     user_id: PageId,
     request: Request,
@@ -101,7 +101,7 @@ def update_user(
     return RedirectResponse(f"/admin/users/{user_id}", status_code=303)
 
 
-@router.post("/admin/users/{user_id}/tokens", name="admin_create_token")
+@router.post("/admin/users/{user_id}/tokens", name="web_admin_create_token")
 def create_token_for(
     user_id: PageId,
     request: Request,
@@ -116,7 +116,7 @@ def create_token_for(
     return render(request, "admin_user.html", _person_context(session, person, new_token=token))
 
 
-@router.post("/admin/users/{user_id}/tokens/{token_id}/revoke", name="admin_revoke_token")
+@router.post("/admin/users/{user_id}/tokens/{token_id}/revoke", name="web_admin_revoke_token")
 def revoke_token_of(
     user_id: PageId, token_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -127,13 +127,13 @@ def revoke_token_of(
     return RedirectResponse(f"/admin/users/{user_id}", status_code=303)
 
 
-@router.get("/account", name="account")
+@router.get("/account", name="web_account")
 def account_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     context = {"tokens": accounts.tokens_of(session, user), "token_action": "/account/tokens"}
     return render(request, "account.html", context)
 
 
-@router.post("/account/tokens", name="create_token")
+@router.post("/account/tokens", name="web_create_token")
 def create_token(
     request: Request,
     session: SessionDep,
@@ -149,7 +149,7 @@ def create_token(
     return render(request, "account.html", context)
 
 
-@router.post("/account/tokens/{token_id}/revoke", name="revoke_token")
+@router.post("/account/tokens/{token_id}/revoke", name="web_revoke_token")
 def revoke_token(
     token_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:

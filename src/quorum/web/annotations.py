@@ -15,7 +15,7 @@ router = APIRouter()
 PAGE = 50
 
 
-@router.get("/projects/{project_id}/annotations", name="annotations")
+@router.get("/projects/{project_id}/annotations", name="web_annotations")
 def annotations_page(
     project_id: PageId,
     request: Request,
@@ -36,7 +36,7 @@ def _short(answers: object, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@router.get("/projects/{project_id}/tasks/{task_id}", name="task_detail")
+@router.get("/projects/{project_id}/tasks/{task_id}", name="web_task_detail")
 def task_page(
     project_id: PageId, task_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:

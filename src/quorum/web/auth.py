@@ -19,14 +19,14 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-@router.get("/sign-in", name="sign_in")
+@router.get("/sign-in", name="web_sign_in")
 def sign_in_page(request: Request, user: OptionalUser, next: str | None = None) -> Response:
     if user is not None:
         return RedirectResponse(safe_next(next), status_code=303)
     return render(request, "sign_in.html", {"next": safe_next(next), "email": ""})
 
 
-@router.post("/sign-in", name="sign_in_submit")
+@router.post("/sign-in", name="web_sign_in_submit")
 def sign_in(
     request: Request,
     session: SessionDep,
@@ -51,7 +51,7 @@ def _sentence(message: str) -> str:
     return message[:1].upper() + message[1:] + "."
 
 
-@router.post("/sign-out", name="sign_out")
+@router.post("/sign-out", name="web_sign_out")
 def sign_out(request: Request) -> Response:
     request.session.clear()
     flash(request, "You are signed out.")

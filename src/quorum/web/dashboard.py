@@ -15,10 +15,10 @@ from plotly import __version__ as plotly_version
 from quorum.domain import dashboard, policies, projects
 from quorum.domain.dashboard import AnnotatorLabels, Overview
 from quorum.domain.dashboard_figures import Confusion, QuestionAgreement
+from quorum.web import export
 from quorum.web.deps import CurrentUser, PageId, SessionDep, render
 
 router = APIRouter()
-EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "dpo", "sft")
 
 
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
@@ -135,7 +135,7 @@ def _confusion(confusion: Confusion) -> Figure:
     }
 
 
-@router.get("/projects/{project_id}/dashboard", name="dashboard")
+@router.get("/projects/{project_id}/dashboard", name="web_dashboard")
 def dashboard_page(
     project_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -151,7 +151,7 @@ def dashboard_page(
         "plotly_version": plotly_version,
         "can_export": policies.can_export(seen.role)(user),
         "can_manage": policies.can_manage_project(seen.role)(user),
-        "export_formats": EXPORT_FORMATS,
-        "export_ready": False,
+        "export_formats": export.FORMATS,
+        "export_methods": export.AGGREGATION_METHODS,
     }
     return render(request, "dashboard.html", context)

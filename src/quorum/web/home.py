@@ -9,12 +9,12 @@ from quorum.web.deps import CurrentUser, OptionalUser, SessionDep, render
 router = APIRouter()
 
 
-@router.get("/", name="home")
+@router.get("/", name="web_home")
 def home(user: OptionalUser) -> Response:
     return RedirectResponse("/projects" if user else "/sign-in", status_code=303)
 
 
-@router.get("/projects", name="projects")
+@router.get("/projects", name="web_projects")
 def projects_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     summaries = dashboard.my_projects(session, user)
     rows = [

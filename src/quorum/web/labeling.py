@@ -112,7 +112,7 @@ def task_context(
     }
 
 
-@router.get("/projects/{project_id}/label", name="label")
+@router.get("/projects/{project_id}/label", name="web_label")
 def label_page(
     project_id: PageId, request: Request, session: SessionDep, user: CurrentUser, done: bool = False
 ) -> Response:
@@ -121,7 +121,7 @@ def label_page(
     return render(request, "label.html", {"project": project, "lease": None, "started": done})
 
 
-@router.post("/projects/{project_id}/label/next", name="label_next")
+@router.post("/projects/{project_id}/label/next", name="web_label_next")
 def next_task(
     project_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -142,7 +142,9 @@ def _workbench(request: Request, project: Project, lease: Lease | None) -> dict[
         "assignment_id": lease.assignment.id,
         "seconds_left": context["seconds_left"],
         "url": request.app.url_path_for(
-            "label_assignment", project_id=str(project.id), assignment_id=str(lease.assignment.id)
+            "web_label_assignment",
+            project_id=str(project.id),
+            assignment_id=str(lease.assignment.id),
         ),
         "html": render_fragment(request, "_task.html", context),
     }
@@ -154,7 +156,7 @@ def _to_lease(project: Project, lease: Lease | None) -> Response:
     return RedirectResponse(f"/projects/{project.id}/label/{lease.assignment.id}", status_code=303)
 
 
-@router.get("/projects/{project_id}/label/{assignment_id}", name="label_assignment")
+@router.get("/projects/{project_id}/label/{assignment_id}", name="web_label_assignment")
 def assignment_page(
     project_id: PageId,
     assignment_id: PageId,
@@ -175,7 +177,7 @@ def assignment_page(
     return render(request, "label.html", task_context(project, lease) | {"started": True})
 
 
-@router.post("/assignments/{assignment_id}/submit", name="submit_answers")
+@router.post("/assignments/{assignment_id}/submit", name="web_submit_answers")
 def submit(
     assignment_id: PageId,
     request: Request,
@@ -213,7 +215,7 @@ def submit(
     return _to_lease(project, assignments.lease(session, project, user))
 
 
-@router.post("/assignments/{assignment_id}/skip", name="skip_task")
+@router.post("/assignments/{assignment_id}/skip", name="web_skip_task")
 def skip(
     assignment_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:

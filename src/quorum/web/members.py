@@ -21,7 +21,7 @@ def _managed(session: SessionDep, user: CurrentUser, project_id: int) -> project
     return seen
 
 
-@router.get("/projects/{project_id}/members", name="members")
+@router.get("/projects/{project_id}/members", name="web_members")
 def members_page(
     project_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -31,7 +31,7 @@ def members_page(
     return render(request, "members.html", context)
 
 
-@router.post("/projects/{project_id}/members", name="add_member")
+@router.post("/projects/{project_id}/members", name="web_add_member")
 def add_member(
     project_id: PageId,
     request: Request,
@@ -52,7 +52,7 @@ def add_member(
     return RedirectResponse(f"/projects/{project_id}/members", status_code=303)
 
 
-@router.post("/projects/{project_id}/members/{user_id}/remove", name="remove_member")
+@router.post("/projects/{project_id}/members/{user_id}/remove", name="web_remove_member")
 def remove_member(
     project_id: PageId, user_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:

@@ -45,7 +45,7 @@ def _form_context(**values: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/projects/new", name="new_project")
+@router.get("/projects/new", name="web_new_project")
 def new_project_page(request: Request, user: CurrentUser) -> Response:
     return render(request, "project_new.html", _form_context())
 
@@ -57,7 +57,7 @@ async def json_body(request: Request) -> Any:
         raise Invalid.one("body", "is not valid JSON") from None
 
 
-@router.post("/projects/new/check", name="check_project")
+@router.post("/projects/new/check", name="web_check_project")
 def check_project(
     request: Request, user: CurrentUser, body: Annotated[Any, Depends(json_body)]
 ) -> JSONResponse:
@@ -79,7 +79,7 @@ def check_project(
     )
 
 
-@router.post("/projects/new", name="create_project")
+@router.post("/projects/new", name="web_create_project")
 def create_project(
     request: Request,
     session: SessionDep,
@@ -121,7 +121,7 @@ def _managed(session: SessionDep, user: CurrentUser, project_id: int) -> Project
     return seen
 
 
-@router.get("/projects/{project_id}/import", name="import_tasks")
+@router.get("/projects/{project_id}/import", name="web_import_tasks")
 def import_page(
     project_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -129,7 +129,7 @@ def import_page(
     return render(request, "import.html", {"project": seen.project, "problems": [], "result": None})
 
 
-@router.post("/projects/{project_id}/import", name="import_tasks_submit")
+@router.post("/projects/{project_id}/import", name="web_import_tasks_submit")
 def import_submit(
     project_id: PageId,
     request: Request,

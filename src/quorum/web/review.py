@@ -52,7 +52,7 @@ def review_context(
     return context
 
 
-@router.get("/projects/{project_id}/review", name="review_queue")
+@router.get("/projects/{project_id}/review", name="web_review_queue")
 def queue(
     project_id: PageId,
     request: Request,
@@ -67,7 +67,7 @@ def queue(
     return render(request, "review.html", review_context(session, seen.project, item, user))
 
 
-@router.get("/projects/{project_id}/reviews/{review_id}", name="review_one")
+@router.get("/projects/{project_id}/reviews/{review_id}", name="web_review_one")
 def review_page(
     project_id: PageId, review_id: PageId, request: Request, session: SessionDep, user: CurrentUser
 ) -> Response:
@@ -76,7 +76,7 @@ def review_page(
     return render(request, "review.html", review_context(session, seen.project, item, user))
 
 
-@router.post("/projects/{project_id}/reviews/{review_id}", name="decide_review")
+@router.post("/projects/{project_id}/reviews/{review_id}", name="web_decide_review")
 def decide(
     project_id: PageId,
     review_id: PageId,
@@ -122,7 +122,7 @@ def _correction(form: FormData, project: Project) -> Any:
     return answers_from_form(schema_of(project), form)
 
 
-@router.post("/projects/{project_id}/annotations/{annotation_id}/review", name="send_to_review")
+@router.post("/projects/{project_id}/annotations/{annotation_id}/review", name="web_send_to_review")
 def send_to_review(
     project_id: PageId,
     annotation_id: PageId,

@@ -9,7 +9,7 @@ router = APIRouter(include_in_schema=False)
 PLOTLY = resources.files("plotly") / "package_data" / "plotly.min.js"
 
 
-@router.get("/vendor/plotly.min.js", name="plotly")
+@router.get("/vendor/plotly.min.js", name="web_plotly")
 def plotly_js() -> FileResponse:
     """plotly.js as shipped in the ``plotly`` package; its version is in the URL's query."""
     return FileResponse(
