@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test check install-test
+.PHONY: demo test check install-test chromium
 
 $(BIN)/quorum: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,20 @@ check: install-test
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: check
+# Browser tests drive Debian's chromium (never a downloaded browser): install it when missing.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo "make test: the browser tests need Chromium at $(CHROMIUM); install your system's chromium package" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" -eq 0 ]; then as_root=""; elif command -v sudo >/dev/null; then as_root="sudo"; else \
+	    echo "make test: the browser tests need Chromium; as root run: apt-get install -y chromium" >&2; exit 1; fi; \
+	  echo "make test: installing Debian's chromium for the browser tests"; \
+	  $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	    || { $$as_root apt-get update -q >/dev/null \
+	         && $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+	    || { echo "make test: could not install chromium; run: sudo apt-get install -y chromium" >&2; exit 1; }; \
+	fi
+
+test: check chromium
 	$(BIN)/pytest -n 2

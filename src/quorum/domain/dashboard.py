@@ -162,7 +162,7 @@ class LowTask:
     external_id: str | None
     labels: int
     agreement: float
-    confidence: float | None  # of the aggregated answer (domain.aggregation), least sure question
+    confidence: float | None  # of the crowd's aggregated answer, its least sure question
 
 
 @dataclass(frozen=True)
@@ -248,10 +248,13 @@ def _gold(session: Session, project_id: int) -> dict[int, dict[str, Any]]:
 def _confidence(
     session: Session, project: Project, task_ids: Sequence[int]
 ) -> dict[int, float | None]:
-    """How sure the aggregated answer of each task is (its least sure question)."""
+    """How sure the crowd's aggregated answer of each task is (its least sure question).
+
+    Without gold: clamped to gold, every gold task would read 100% however its labels disagree.
+    """
     if not task_ids:
         return {}
-    aggregate = aggregation.aggregate_project(session, project)
+    aggregate = aggregation.aggregate_project(session, project, use_gold=False)
     positions = aggregate.positions(task_ids)
     lowest = aggregate.min_confidence()
     return {

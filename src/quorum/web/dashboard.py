@@ -47,19 +47,31 @@ def _throughput(buckets: list[tuple[datetime, int]], unit: str) -> Figure:
     x = [moment.isoformat() for moment, _ in padded]
     y = [count for _, count in padded]
     cumulative = list(accumulate(y))
+    period = int(step.total_seconds() * 1000)
+    # Bars span their period (an hour, a day, a week) instead of centering on its start.
+    span = {"xperiod": period, "xperiodalignment": "middle"}
     return {
         "data": [
-            {"type": "bar", "x": x, "y": y, "name": f"labels per {unit}"},
-            {"type": "scatter", "x": x, "y": cumulative, "name": "labels so far", "yaxis": "y2"},
+            {"type": "bar", "x": x, "y": y, "name": f"labels per {unit}", **span},
+            {
+                "type": "scatter",
+                "x": x,
+                "y": cumulative,
+                "name": "labels so far",
+                "yaxis": "y2",
+                **span,
+            },
         ],
         "layout": {
             "xaxis": {"type": "date"},
-            "yaxis": {"title": {"text": f"per {unit}"}, "rangemode": "tozero"},
+            "yaxis": {"title": {"text": f"per {unit}"}, "rangemode": "tozero", "tickformat": ",d"},
             "yaxis2": {
                 "overlaying": "y",
                 "side": "right",
                 "title": {"text": "total"},
                 "rangemode": "tozero",
+                "tickformat": ",d",
+                "showgrid": False,
             },
             "legend": {"orientation": "h", "y": -0.2},
         },

@@ -54,7 +54,9 @@ class Server:
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        reply = httpx.request(method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs)
+        reply = httpx.request(
+            method, f"{self.url}/api/v1{path}", headers=headers, timeout=30, **kwargs
+        )
         assert reply.is_success, reply.text
         return reply.json() if reply.content else None
 
@@ -63,16 +65,27 @@ class Server:
         created = self.api(
             "POST",
             "/projects",
-            json={"name": f"browser test {time.monotonic_ns()}", "instructions": "Label carefully.",
-                  "schema": schema, "policy": {"overlap": 1, **policy}},
+            json={
+                "name": f"browser test {time.monotonic_ns()}",
+                "instructions": "Label carefully.",
+                "schema": schema,
+                "policy": {"overlap": 1, **policy},
+            },
         )
-        for email, role in (("annotator1@example.com", "annotator"), ("reviewer@example.com", "reviewer")):
-            self.api("POST", f"/projects/{created['id']}/members", json={"email": email, "role": role})
+        for email, role in (
+            ("annotator1@example.com", "annotator"),
+            ("reviewer@example.com", "reviewer"),
+        ):
+            self.api(
+                "POST", f"/projects/{created['id']}/members", json={"email": email, "role": role}
+            )
         self.api("POST", f"/projects/{created['id']}/tasks", json=tasks)
         return int(created["id"])
 
     def annotations(self, project_id: int) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.api("GET", f"/projects/{project_id}/annotations")["items"]
+        items: list[dict[str, Any]] = self.api("GET", f"/projects/{project_id}/annotations")[
+            "items"
+        ]
         return items
 
     @contextmanager
@@ -90,7 +103,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"quorum serve exited with {process.returncode}:\n{log.read_text()}")
+            raise AssertionError(
+                f"quorum serve exited with {process.returncode}:\n{log.read_text()}"
+            )
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
@@ -105,9 +120,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database_url = f"sqlite:///{folder}/quorum.db"
     port, log = free_port(), folder / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUORUM_")}
-    command = [sys.executable, "-m", "quorum", "serve", "--demo", "--port", str(port), "--db", database_url]
+    command = [
+        sys.executable,
+        "-m",
+        "quorum",
+        "serve",
+        "--demo",
+        "--port",
+        str(port),
+        "--db",
+        database_url,
+    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process, log)
@@ -159,10 +186,13 @@ def sign_in(browser: Browser, server: Server) -> Iterator[SignIn]:
         page.on("pageerror", lambda error: problems.append(f"{email}: {error}"))
         page.on(
             "console",
-            lambda message: problems.append(f"{email}: {message.text}")
-            # a failed request is logged too; the tests that cause one check its handling
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None,
+            lambda message: (
+                problems.append(f"{email}: {message.text}")
+                # a failed request is logged too; the tests that cause one check its handling
+                if message.type == "error"
+                and not message.text.startswith("Failed to load resource")
+                else None
+            ),
         )
         page.goto("/sign-in")
         page.fill("#email", email)

@@ -54,7 +54,11 @@ CASES: dict[str, tuple[list[dict[str, Any]], Callable[[Page], None], Any]] = {
         ["indemnification", "termination"],
     ),
     "rating": ([{"data": SPECS["rating"]["tasks"][0]["data"]}], lambda p: press(p, "4"), 4),
-    "preference": ([{"data": SPECS["preference"]["tasks"][0]["data"]}], lambda p: press(p, "b"), "response_b"),
+    "preference": (
+        [{"data": SPECS["preference"]["tasks"][0]["data"]}],
+        lambda p: press(p, "b"),
+        "response_b",
+    ),
     "ranking": (
         [{"data": {"question": "Order these", "candidates": ["alpha", "beta", "gamma"]}}],
         # the first item to place 3, then up one and move the new second item to the top
@@ -63,7 +67,9 @@ CASES: dict[str, tuple[list[dict[str, Any]], Callable[[Page], None], Any]] = {
     ),
     "text": (
         [{"data": SPECS["text"]["tasks"][0]["data"]}],
-        lambda p: p.keyboard.type("Start with lifestyle measures, then reassess the risk in a year."),
+        lambda p: p.keyboard.type(
+            "Start with lifestyle measures, then reassess the risk in a year."
+        ),
         "Start with lifestyle measures, then reassess the risk in a year.",
     ),
 }
@@ -176,7 +182,9 @@ def test_skip_instructions_and_keys_panel(server: Server, sign_in: SignIn) -> No
     page = _open(sign_in, project_id)
     first = page.get_attribute("#answer-form", "data-assignment")
     press(page, "i")
-    assert page.is_visible("#instructions") and "Label carefully." in page.inner_text("#instructions")
+    assert page.is_visible("#instructions") and "Label carefully." in page.inner_text(
+        "#instructions"
+    )
     shoot(page, "label-instructions")
     press(page, "Escape")
     assert not page.is_visible("#instructions")
@@ -188,7 +196,9 @@ def test_skip_instructions_and_keys_panel(server: Server, sign_in: SignIn) -> No
 
 
 def test_a_failed_submission_is_retried_with_the_same_key(server: Server, sign_in: SignIn) -> None:
-    project_id = server.project(SPECS["choice"]["schema"], [{"data": SPECS["choice"]["tasks"][0]["data"]}])
+    project_id = server.project(
+        SPECS["choice"]["schema"], [{"data": SPECS["choice"]["tasks"][0]["data"]}]
+    )
     page = _open(sign_in, project_id)
     keys: list[str | None] = []
 
@@ -212,9 +222,13 @@ def test_a_failed_submission_is_retried_with_the_same_key(server: Server, sign_i
 
 
 def test_a_lost_server_keeps_the_answer_on_screen(server: Server, sign_in: SignIn) -> None:
-    project_id = server.project(SPECS["text"]["schema"], [{"data": SPECS["text"]["tasks"][0]["data"]}])
+    project_id = server.project(
+        SPECS["text"]["schema"], [{"data": SPECS["text"]["tasks"][0]["data"]}]
+    )
     page = _open(sign_in, project_id)
-    page.route("**/assignments/*/submit", lambda route: route.fulfill(status=502, body="bad gateway"))
+    page.route(
+        "**/assignments/*/submit", lambda route: route.fulfill(status=502, body="bad gateway")
+    )
     answer = "A careful answer that is comfortably longer than forty characters."
     page.keyboard.type(answer)
     page.keyboard.press("Control+Enter")
@@ -260,3 +274,50 @@ def test_the_labeling_page_on_a_phone(server: Server, sign_in: SignIn) -> None:
     press(page, "t")
     _submit(page)
     assert _stored(server, project_id)[0]["answers"] == {"better": "tie"}
+
+
+def test_ranking_by_drag_and_drop(server: Server, sign_in: SignIn) -> None:
+    data = {"question": "Order these", "candidates": ["alpha", "beta", "gamma"]}
+    project_id = server.project(SPECS["ranking"]["schema"], [{"data": data}])
+    page = _open(sign_in, project_id)
+    page.drag_and_drop(".rank-item[data-index='2']", ".rank-item[data-index='0']")
+    assert page.eval_on_selector_all(".rank-item", "items => items.map(i => i.dataset.index)") == [
+        "2",
+        "0",
+        "1",
+    ]
+    _submit(page)
+    assert _stored(server, project_id)[0]["answers"] == {"quality_order": [2, 0, 1]}
+
+
+def test_span_rules_overlap_and_removal(server: Server, sign_in: SignIn) -> None:
+    project_id = server.project(SPANS["schema"], [{"data": {"text": EMOJI}}])
+    page = _open(sign_in, project_id)
+    press(page, *["Control+ArrowRight"] * 5, "Control+Shift+ArrowRight", "1")  # ibuprofen
+    press(page, "Shift+ArrowLeft", "Shift+ArrowLeft", "Shift+ArrowLeft", "1")  # "fen", same label
+    assert "may not overlap" in page.inner_text(".span-status")
+    press(page, "2")  # another label may overlap
+    assert page.locator(".span-list li").count() == 2
+    page.locator(".span-list button").first.press("Enter")  # remove "ibuprofen" by keyboard
+    assert page.locator(".span-list li").count() == 1
+    _submit(page)
+    end = EMOJI.index("ibuprofen") + len("ibuprofen")
+    assert _stored(server, project_id)[0]["answers"] == {
+        "entities": [{"start": end - 3, "end": end, "label": "dosage"}]
+    }
+
+
+def test_several_questions_advance_as_you_answer(server: Server, sign_in: SignIn) -> None:
+    schema = {
+        "questions": [
+            {"name": "topic", "kind": "choice", "options": ["cardiology", "oncology"]},
+            {"name": "clarity", "kind": "rating", "min": 1, "max": 5},
+            {"name": "note", "kind": "text", "required": False},
+        ]
+    }
+    project_id = server.project(schema, [{"data": {"text": "Chest pain on exertion."}}])
+    page = _open(sign_in, project_id)
+    press(page, "2", "5")  # the choice, then the rating it moved on to
+    assert page.eval_on_selector("#q-note", "q => q.classList.contains('active')")  # on to the text
+    _submit(page)
+    assert _stored(server, project_id)[0]["answers"] == {"topic": "oncology", "clarity": 5}

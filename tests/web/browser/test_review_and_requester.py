@@ -26,7 +26,9 @@ def _labelled(server: Server, count: int) -> tuple[int, list[int]]:
         for _ in range(count):
             lease = assignments.lease(session, project, annotator)
             assert lease is not None
-            note = assignments.submit(session, lease.assignment.id, annotator, {"verdict": "correct"})
+            note = assignments.submit(
+                session, lease.assignment.id, annotator, {"verdict": "correct"}
+            )
             ids.append(note.id)
     return project_id, ids
 
@@ -56,7 +58,9 @@ def test_a_reviewer_rejects_and_corrects_with_the_keyboard(server: Server, sign_
     shoot(reviewer, "review-empty")
     with server.session() as session:
         rows = session.execute(
-            select(Annotation.id, Annotation.review_status, Review.comment, Review.corrected_answers)
+            select(
+                Annotation.id, Annotation.review_status, Review.comment, Review.corrected_answers
+            )
             .join(Review, Review.annotation_id == Annotation.id)
             .where(Annotation.id.in_([first, second]))
             .order_by(Annotation.id)
@@ -69,22 +73,31 @@ def test_a_reviewer_rejects_and_corrects_with_the_keyboard(server: Server, sign_
     assert "see the guideline on dosages" in annotator.inner_text("main")
 
 
-def test_a_requester_creates_imports_and_exports(server: Server, sign_in: SignIn, tmp_path: Path) -> None:
+def test_a_requester_creates_imports_and_exports(
+    server: Server, sign_in: SignIn, tmp_path: Path
+) -> None:
     page = sign_in("requester@example.com")
     page.goto("/projects/new")
     page.fill("#name", "Fact checks")
     page.fill("#instructions", "Is the claim correct?")
-    page.fill("#schema", "questions:\n  - name: verdict\n    kind: choice\n    options: [correct, wrong\n")
+    page.fill(
+        "#schema", "questions:\n  - name: verdict\n    kind: choice\n    options: [correct, wrong\n"
+    )
     page.wait_for_selector("#schema-status.bad")
     assert "line" in page.inner_text("#schema-status")
-    page.fill("#schema", "questions:\n  - name: verdict\n    kind: choice\n    options: [correct, wrong]\n")
+    page.fill(
+        "#schema",
+        "questions:\n  - name: verdict\n    kind: choice\n    options: [correct, wrong]\n",
+    )
     page.wait_for_selector("#schema-status.ok")
     page.wait_for_selector("#preview fieldset[data-kind=choice]")
     shoot(page, "project-new")
     page.click("button[type=submit]:has-text('Create project')")
     page.wait_for_url("**/import")
     bad = b'{"data": {"claim": "ok"}}\n{"data": {"claim": "broken"}\n{"data": {"claim": "x"}, "gold": {"verdict": "maybe"}}\n'
-    page.set_input_files("#file", {"name": "tasks.ndjson", "mimeType": "application/x-ndjson", "buffer": bad})
+    page.set_input_files(
+        "#file", {"name": "tasks.ndjson", "mimeType": "application/x-ndjson", "buffer": bad}
+    )
     page.click("button:has-text('Import')")
     page.wait_for_selector("#import-problems")
     problems = page.inner_text("#import-problems")
@@ -92,8 +105,13 @@ def test_a_requester_creates_imports_and_exports(server: Server, sign_in: SignIn
     rows = page.locator("#import-problems tbody tr")
     assert rows.nth(0).inner_text().startswith("2") and rows.nth(1).inner_text().startswith("3")
     shoot(page, "import-problems")
-    good = "\n".join(json.dumps({"external_id": f"c{i}", "data": {"claim": f"Claim {i}"}}) for i in range(3))
-    page.set_input_files("#file", {"name": "tasks.jsonl", "mimeType": "application/x-ndjson", "buffer": good.encode()})
+    good = "\n".join(
+        json.dumps({"external_id": f"c{i}", "data": {"claim": f"Claim {i}"}}) for i in range(3)
+    )
+    page.set_input_files(
+        "#file",
+        {"name": "tasks.jsonl", "mimeType": "application/x-ndjson", "buffer": good.encode()},
+    )
     page.click("button:has-text('Import')")
     page.wait_for_selector("#import-result")
     assert "Imported 3 tasks" in page.inner_text("#import-result")

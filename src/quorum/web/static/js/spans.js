@@ -58,7 +58,9 @@ export function initSpans(fieldset, onChange) {
   const excerpt = (s) => chars.slice(s.start, s.end).join("");
   const color = (label) => labels.indexOf(label) % 9;
 
-  function render() {
+  // The text with its marks, selection and caret; the list only changes with the spans, so
+  // moving the caret or the focus never rebuilds (and unfocuses) the list's buttons.
+  function renderText() {
     const sel = selection();
     const cuts = new Set([0, n, caret]);
     for (const s of spans) cuts.add(s.start).add(s.end);
@@ -90,6 +92,10 @@ export function initSpans(fieldset, onChange) {
     }
     if (focused && caret === n) parts.append(caretMark());
     box.replaceChildren(parts);
+  }
+
+  function render() {
+    renderText();
     renderList();
   }
 
@@ -167,16 +173,16 @@ export function initSpans(fieldset, onChange) {
     }
     focused = true;
     box.focus({ preventScroll: true });
-    render();
+    renderText();
   });
 
   box.addEventListener("focus", () => {
     focused = true;
-    render();
+    renderText();
   });
   box.addEventListener("blur", () => {
     focused = false;
-    render();
+    renderText();
   });
 
   box.addEventListener("keydown", (event) => {
@@ -193,7 +199,7 @@ export function initSpans(fieldset, onChange) {
       anchor = null;
       event.preventDefault();
       event.stopPropagation();
-      render();
+      renderText();
       return;
     } else if (event.key === "Delete" || event.key === "Backspace") {
       const i = spans.findLastIndex((s) => s.start <= caret && caret <= s.end);
@@ -211,7 +217,7 @@ export function initSpans(fieldset, onChange) {
     if (event.shiftKey) anchor ??= caret;
     else anchor = null;
     caret = to;
-    render();
+    renderText();
   });
 
   function mark(label) {
