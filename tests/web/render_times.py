@@ -72,6 +72,11 @@ def measure(client: TestClient, method: str, path: str, runs: int) -> list[float
     return times
 
 
+def report(label: str, times: list[float]) -> None:
+    p95 = sorted(times)[int(0.95 * len(times))]
+    print(f"{label:<42} {statistics.median(times):>10.1f} {p95:>8.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=50)
@@ -102,18 +107,13 @@ def main() -> None:
     }
     print(f"{'page':<42} {'median ms':>10} {'p95 ms':>8}")
     with TestClient(app, follow_redirects=False) as anonymous:
-        times = measure(anonymous, "GET", "/sign-in", runs)
-        print(
-            f"{'GET /sign-in':<42} {statistics.median(times):>10.1f} {sorted(times)[int(0.95 * len(times))]:>8.1f}"
-        )
+        report("GET /sign-in", measure(anonymous, "GET", "/sign-in", runs))
     for email, wanted in pages.items():
         with TestClient(app, follow_redirects=False) as client:
             signed_in(client, email, passwords[email])
             for method, path in wanted:
-                times = measure(client, method, path, runs)
-                p95 = sorted(times)[int(0.95 * len(times))]
                 label = f"{method} {path} ({email.split('@')[0]})"
-                print(f"{label:<42} {statistics.median(times):>10.1f} {p95:>8.1f}")
+                report(label, measure(client, method, path, runs))
 
 
 if __name__ == "__main__":

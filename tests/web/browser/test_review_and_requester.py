@@ -94,7 +94,10 @@ def test_a_requester_creates_imports_and_exports(
     shoot(page, "project-new")
     page.click("button[type=submit]:has-text('Create project')")
     page.wait_for_url("**/import")
-    bad = b'{"data": {"claim": "ok"}}\n{"data": {"claim": "broken"}\n{"data": {"claim": "x"}, "gold": {"verdict": "maybe"}}\n'
+    bad = (
+        b'{"data": {"claim": "ok"}}\n{"data": {"claim": "broken"}\n'
+        b'{"data": {"claim": "x"}, "gold": {"verdict": "maybe"}}\n'
+    )
     page.set_input_files(
         "#file", {"name": "tasks.ndjson", "mimeType": "application/x-ndjson", "buffer": bad}
     )
