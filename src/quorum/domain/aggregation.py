@@ -26,7 +26,7 @@ Gold is clamped, as the estimators do (DESIGN §5): where a task has gold for a 
 answer is the gold with confidence 1. Labels rejected in review are left out.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from quorum.db.models import Annotation, Project, ReviewStatus, Task
 from quorum.domain import aggregation_rules as rules
+from quorum.domain import bulk
 from quorum.domain.aggregation_rules import QuestionAggregate
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import (
@@ -75,14 +76,29 @@ def answers_schema(schema: QuestionSchema) -> pa.Schema:
 
 @dataclass(frozen=True)
 class Labels:
-    """A project's labels as columns, one row per annotation; ``answers`` has one column per
-    question (typed by :func:`answers_schema`), null where the annotator left it out."""
+    """A project's labels as columns, one row per label, sorted by task then label id.
+
+    ``answers`` has one column per question (typed by :func:`answers_schema`), null where the
+    annotator left the question out. Text answers are not aggregated and only loaded when asked
+    for (``load_labels(..., texts=True)``): they can be most of a project's bytes.
+    """
 
     annotation_id: IntArray
     task_id: IntArray
     worker_id: IntArray
     submitted_at: npt.NDArray[np.datetime64]
+    duration_ms: FloatArray  # NaN where not given
     answers: pa.Table
+
+    def take(self, rows: npt.NDArray[np.int64]) -> "Labels":
+        return Labels(
+            self.annotation_id[rows],
+            self.task_id[rows],
+            self.worker_id[rows],
+            self.submitted_at[rows],
+            self.duration_ms[rows],
+            self.answers.take(pa.array(rows, pa.int64())),
+        )
 
 
 @dataclass(frozen=True)
@@ -149,14 +165,20 @@ def aggregate_project(
 
 
 def load_labels(
-    session: Session, project_id: int, schema: QuestionSchema, *, up_to_id: int | None = None
+    session: Session,
+    project_id: int,
+    schema: QuestionSchema,
+    *,
+    up_to_id: int | None = None,
+    texts: bool = False,
 ) -> Labels:
     """The project's labels not rejected in review (with ``up_to_id``, those up to that id)."""
-    query: Select[int, int, int, Any, str] = select(
+    query: Select[int, int, int, Any, int | None, str] = select(
         Annotation.id,
         Annotation.task_id,
         Annotation.user_id,
         literal_column("annotations.submitted_at"),  # raw: parsed below for all rows at once
+        Annotation.duration_ms,
         cast(Annotation.answers, Text),
     ).where(
         Annotation.project_id == project_id,
@@ -164,47 +186,64 @@ def load_labels(
     )
     if up_to_id is not None:
         query = query.where(Annotation.id <= up_to_id)
-    parts = list(_fetch(session, query, answers_schema(schema)))
+    types = answers_schema(schema)
+    parsed = types if texts else _without_text(schema, types)
+    parts = [_columns(rows, parsed) for rows in bulk.read_rows(session, query, FETCH_ROWS)]
     if not parts:
-        empty = np.zeros(0, np.int64)
-        table = answers_schema(schema).empty_table()
-        return Labels(empty, empty, empty, np.zeros(0, "datetime64[us]"), table)
-    ids, tasks, workers, times, tables = zip(*parts, strict=True)
-    return Labels(
+        empty, nothing = np.zeros(0, np.int64), np.zeros(0, "datetime64[us]")
+        return Labels(empty, empty, empty, nothing, np.zeros(0), types.empty_table())
+    ids, tasks, workers, times, durations, tables = zip(*parts, strict=True)
+    labels = Labels(
         np.concatenate(ids),
         np.concatenate(tasks),
         np.concatenate(workers),
         np.concatenate(times),
-        pa.concat_tables(tables),
+        np.concatenate(durations),
+        _with_all_columns(pa.concat_tables(tables), types, sum(len(i) for i in ids)),
+    )
+    return labels.take(np.lexsort((labels.annotation_id, labels.task_id)))
+
+
+def _without_text(schema: QuestionSchema, types: pa.Schema) -> pa.Schema:
+    return pa.schema([types.field(q.name) for q in schema.questions if q.kind != "text"])
+
+
+def _with_all_columns(table: pa.Table, types: pa.Schema, n_rows: int) -> pa.Table:
+    """``table`` with a null column for every question it lacks, in schema order."""
+    columns = [
+        table.column(f.name) if f.name in table.column_names else pa.nulls(n_rows, f.type)
+        for f in types
+    ]
+    return pa.table(columns, schema=types)
+
+
+def _columns(rows: list[Any], types: pa.Schema) -> tuple[Any, ...]:
+    ids, tasks, workers, times, durations, texts = zip(*rows, strict=True)
+    return (
+        np.array(ids, np.int64),
+        np.array(tasks, np.int64),
+        np.array(workers, np.int64),
+        utc_times(times),
+        np.array(durations, np.float64),  # None becomes NaN
+        parse_json_lines(texts, types),
     )
 
 
-def _fetch(session: Session, query: Any, types: pa.Schema) -> Iterator[tuple[Any, ...]]:
-    result = session.execute(query.execution_options(yield_per=FETCH_ROWS))
-    for rows in result.partitions():
-        ids, tasks, workers, times, texts = zip(*rows, strict=True)
-        yield (
-            np.array(ids, np.int64),
-            np.array(tasks, np.int64),
-            np.array(workers, np.int64),
-            utc_times(times),
-            parse_json_lines(texts, types),
-        )
-
-
-def utc_times(values: tuple[Any, ...]) -> npt.NDArray[np.datetime64]:
+def utc_times(values: Sequence[Any]) -> npt.NDArray[np.datetime64]:
     """Raw driver values of a UTC time column (SQLite text, PostgreSQL datetimes) as datetime64."""
     if values and isinstance(values[0], str):
         array = pa.array(values, pa.string()).cast(pa.timestamp("us"))
     else:
-        array = pa.array(values, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
-    times: npt.NDArray[np.datetime64] = array.to_numpy(zero_copy_only=False)
+        array = pa.array(values, pa.timestamp("us", tz="UTC"))
+    # Through int64: converting timestamps directly would import pandas.
+    micros = array.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    times: npt.NDArray[np.datetime64] = micros.view("datetime64[us]")
     return times
 
 
 def parse_json_lines(texts: Sequence[str | None], types: pa.Schema) -> pa.Table:
     """JSON objects (None for a null) parsed at once into a table of the given columns."""
-    if not texts:
+    if not texts or not len(types):
         return types.empty_table()
     body = "\n".join(text if text is not None else "{}" for text in texts).encode()
     options = pa_json.ParseOptions(explicit_schema=types, unexpected_field_behavior="ignore")

@@ -16,19 +16,19 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from sqlalchemy import Row, Select, Text, cast, func, literal_column, select, text
+from sqlalchemy import Select, Text, cast, func, select, text
 from sqlalchemy.orm import Session
 
-from quorum.db.models import Annotation, Project, ReviewStatus, Task, TaskStatus, User
-from quorum.domain import aggregation
-from quorum.domain.aggregation import Aggregate, answers_schema, parse_json_lines, utc_times
+from quorum.db.models import Annotation, Project, Task, TaskStatus, User
+from quorum.domain import aggregation, bulk
+from quorum.domain.aggregation import Aggregate, Labels, answers_schema, parse_json_lines
 from quorum.domain.errors import Invalid
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import QuestionSchema
 
 BATCH_TASKS = 20_000
 TIME = pa.timestamp("us", tz="UTC")
-TaskRow = Row[int, str | None, str, str | None]  # id, external_id, data and gold as JSON
+TaskRow = tuple[int, str | None, str, str | None]  # id, external_id, data and gold as JSON
 Pseudonyms = tuple[npt.NDArray[np.int64], pa.Array]  # sorted user ids, their pseudonyms
 
 
@@ -108,12 +108,21 @@ def prepare(
         project_id=project.id,
         schema=schema,
         filters=filters,
+        labels=labels,
         aggregate=aggregate,
         chosen=_chosen(aggregate, labels, filters),
+        pseudonyms=_pseudonyms(session, labels.worker_id),
         last_task=last_task or 0,
-        last_label=last_label or 0,
         batch_tasks=batch_tasks,
     )
+
+
+def _pseudonyms(session: Session, worker_ids: npt.NDArray[np.int64]) -> Pseudonyms:
+    """The annotators' sorted user ids and their pseudonyms."""
+    ids = np.unique(worker_ids)
+    query = select(User.id, User.pseudonym).where(User.id.in_(ids.tolist())).order_by(User.id)
+    rows = session.execute(query).all() if ids.size else []
+    return np.array([r[0] for r in rows], np.int64), pa.array([r[1] for r in rows], pa.string())
 
 
 def _chosen(
@@ -145,32 +154,34 @@ def _naive(moment: datetime) -> np.datetime64:
 
 @dataclass
 class Export:
-    """A prepared export: the aggregate, ready to be joined with tasks batch by batch."""
+    """A prepared export: the labels (as columns) and their aggregate, ready to be joined with
+    the tasks a batch at a time."""
 
     session: Session
     project_id: int
     schema: QuestionSchema
     filters: ExportFilter
+    labels: Labels
     aggregate: Aggregate
     chosen: npt.NDArray[np.bool_]
+    pseudonyms: Pseudonyms
     last_task: int
-    last_label: int
     batch_tasks: int
 
     @property
     def row_schema(self) -> pa.Schema:
         return row_schema(self.schema)
 
+    @property
+    def answer_types(self) -> pa.Schema:
+        return answers_schema(self.schema)
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The exported rows, in task id order, a batch of tasks at a time."""
-        pseudonyms = self._pseudonyms()
         after = 0
-        while True:
-            rows = self.session.execute(self._tasks_after(after)).all()
-            if not rows:
-                return
+        while rows := bulk.read_all(self.session, self._tasks_after(after)):
             after = rows[-1][0]
-            batch = self._batch(rows, pseudonyms)
+            batch = self._batch(rows)
             if batch.num_rows:
                 yield batch
 
@@ -195,14 +206,7 @@ class Export:
             query = query.where(Task.status == TaskStatus.complete)
         return query.order_by(Task.id).limit(self.batch_tasks)
 
-    def _pseudonyms(self) -> Pseudonyms:
-        """Annotators of the project: sorted user ids and their pseudonyms."""
-        annotators = select(Annotation.user_id).where(Annotation.project_id == self.project_id)
-        query = select(User.id, User.pseudonym).where(User.id.in_(annotators)).order_by(User.id)
-        rows = self.session.execute(query).all()
-        return np.array([r[0] for r in rows], np.int64), pa.array([r[1] for r in rows], pa.string())
-
-    def _batch(self, rows: Sequence[TaskRow], pseudonyms: Pseudonyms) -> pa.RecordBatch:
+    def _batch(self, rows: Sequence[TaskRow]) -> pa.RecordBatch:
         ids = np.array([r[0] for r in rows], np.int64)
         position = self.aggregate.positions(ids)
         labelled = position >= 0
@@ -210,7 +214,7 @@ class Export:
         keep[labelled] = self.chosen[position[labelled]]
         kept = [row for row, k in zip(rows, keep, strict=True) if k]
         ids, position = ids[keep], position[keep]
-        annotations, counts = self._annotations(ids, pseudonyms)
+        annotations, counts = self._annotations(ids)
         gold = [r[3] for r in kept]
         columns = [
             pa.array(ids, pa.int64()),
@@ -223,10 +227,6 @@ class Export:
             annotations,
         ]
         return pa.RecordBatch.from_arrays(columns, schema=self.row_schema)
-
-    @property
-    def answer_types(self) -> pa.Schema:
-        return answers_schema(self.schema)
 
     def _answers(self, position: npt.NDArray[np.int64]) -> pa.Array:
         """The aggregated answers of the tasks at ``position`` (-1: no labels, all null)."""
@@ -243,46 +243,54 @@ class Export:
             fields.append(pa.array(values, pa.float64(), mask=np.isnan(values)))
         return pa.StructArray.from_arrays(fields, names=list(self.aggregate.questions))
 
-    def _annotations(
-        self, ids: npt.NDArray[np.int64], pseudonyms: Pseudonyms
-    ) -> tuple[pa.Array, npt.NDArray[np.int64]]:
-        """The labels of the tasks ``ids`` as one list per task, and how many each has."""
-        rows = self.session.execute(self._labels_of(ids)).all() if ids.size else []
-        task = np.array([r[0] for r in rows], np.int64)
-        wanted = np.isin(task, ids)
-        rows = [row for row, w in zip(rows, wanted, strict=True) if w]
-        task = task[wanted]
-        user_ids, names = pseudonyms
-        user = np.array([r[1] for r in rows], np.int64)
+    def _annotations(self, ids: npt.NDArray[np.int64]) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+        """The labels of the tasks ``ids`` (ascending) as one list per task, and their counts."""
+        if not ids.size:
+            return pa.array([], self.row_schema.field("annotations").type), np.zeros(0, np.int64)
+        start = int(np.searchsorted(self.labels.task_id, ids[0], side="left"))
+        stop = int(np.searchsorted(self.labels.task_id, ids[-1], side="right"))
+        rows = np.arange(start, stop)
+        rows = rows[np.isin(self.labels.task_id[rows], ids)]
+        labels = self.labels.take(rows)
+        user_ids, names = self.pseudonyms
         annotation = pa.StructArray.from_arrays(
             [
-                names.take(pa.array(np.searchsorted(user_ids, user), pa.int64())),
-                _struct(parse_json_lines([r[4] for r in rows], self.answer_types), None),
-                pa.array(utc_times(tuple(r[2] for r in rows)), pa.timestamp("us")).cast(TIME),
-                pa.array([r[3] for r in rows], pa.int64()),
+                names.take(pa.array(np.searchsorted(user_ids, labels.worker_id))),
+                _struct(self._with_texts(labels, int(ids[0]), int(ids[-1])), None),
+                pa.array(labels.submitted_at.astype(np.int64), pa.int64()).cast(TIME),
+                pa.array(labels.duration_ms, pa.float64(), from_pandas=True).cast(pa.int64()),
             ],
             fields=list(self.row_schema.field("annotations").type.value_type),
         )
-        counts = np.bincount(np.searchsorted(ids, task), minlength=ids.size).astype(np.int64)
+        counts = np.bincount(np.searchsorted(ids, labels.task_id), minlength=ids.size)
         offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
-        return pa.ListArray.from_arrays(offsets, annotation), counts
+        return pa.ListArray.from_arrays(offsets, annotation), counts.astype(np.int64)
 
-    def _labels_of(self, ids: npt.NDArray[np.int64]) -> Select[int, int, object, int | None, str]:
-        """The usable labels of the tasks from ``ids[0]`` to ``ids[-1]``, by task then id."""
-        query: Select[int, int, object, int | None, str] = select(
-            Annotation.task_id,
-            Annotation.user_id,
-            literal_column("annotations.submitted_at"),
-            Annotation.duration_ms,
-            cast(Annotation.answers, Text),
-        ).where(
-            Annotation.project_id == self.project_id,
-            Annotation.task_id >= int(ids[0]),
-            Annotation.task_id <= int(ids[-1]),
-            Annotation.id <= self.last_label,
-            Annotation.review_status != ReviewStatus.rejected,
-        )
-        return query.order_by(Annotation.task_id, Annotation.id)
+    def _with_texts(self, labels: Labels, first: int, last: int) -> pa.Table:
+        """The labels' answers, with the text answers (not kept in memory) read back in."""
+        texts = [q.name for q in self.schema.questions if q.kind == "text"]
+        if not texts or not labels.annotation_id.size:
+            return labels.answers
+        # NOTE: by task id range alone, so every database walks its task_id index; rows of
+        # other projects' tasks in the range find no label below and are dropped.
+        query = select(
+            Annotation.id, *(Annotation.answers[name].as_string() for name in texts)
+        ).where(Annotation.task_id >= first, Annotation.task_id <= last)
+        found = bulk.read_all(self.session, query)
+        # Row of each label in ``found``, -1 for none: a scatter by annotation id.
+        order = np.argsort(labels.annotation_id)
+        ids = np.array([r[0] for r in found], np.int64)
+        found_at = np.searchsorted(labels.annotation_id, ids, sorter=order)
+        spot = order[found_at.clip(max=order.size - 1)]
+        hit = labels.annotation_id[spot] == ids
+        source = np.full(labels.annotation_id.size, -1, np.int64)
+        source[spot[hit]] = np.flatnonzero(hit)
+        index = pa.array(source, mask=source < 0)
+        answers = labels.answers
+        for k, name in enumerate(texts, start=1):
+            values = pa.array([r[k] for r in found], pa.string()).take(index)
+            answers = answers.set_column(answers.column_names.index(name), name, values)
+        return answers
 
 
 def _struct(table: pa.Table, missing: list[bool] | None) -> pa.Array:
