@@ -9,8 +9,9 @@ from typing import IO, Annotated, Any, Literal
 
 import anyio.from_thread
 import anyio.lowlevel
-from fastapi import APIRouter, Query, Request, UploadFile, status
+from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile  # what request.form() holds
 
 from quorum.api.deps import CurrentUser, SessionDep
 from quorum.api.errors import BadRequest

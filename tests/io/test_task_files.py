@@ -1,0 +1,182 @@
+"""Readers of task files: every format yields the same task objects, bad rows named by line."""
+
+import io
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from tests.io.conftest import MIXED_SCHEMA, ndjson, parquet_bytes
+
+from quorum.domain.questions import QuestionSchema
+from quorum.domain.tasks import Record
+from quorum.io.task_files import format_for, read_tasks
+
+SCHEMA = QuestionSchema.model_validate(
+    {
+        "questions": [
+            *MIXED_SCHEMA["questions"],
+            {"name": "score", "kind": "rating", "min": 1, "max": 5, "required": False},
+        ]
+    }
+)
+
+
+def read(body: bytes, fmt: Any) -> list[Record]:
+    return list(read_tasks(io.BytesIO(body), fmt, SCHEMA))
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "given", "expected"),
+    [
+        ("tasks.jsonl", None, None, "ndjson"),
+        ("tasks.NDJSON", None, None, "ndjson"),
+        ("tasks.csv", "application/octet-stream", None, "csv"),
+        ("tasks.bin", "text/csv; charset=utf-8", None, "csv"),
+        ("tasks.json", None, "parquet", "parquet"),
+        (None, "application/vnd.apache.parquet", None, "parquet"),
+        (None, "application/json", "jsonl", "ndjson"),
+    ],
+)
+def test_format_from_override_then_content_type_then_extension(
+    name: str | None, content_type: str | None, given: str | None, expected: str
+) -> None:
+    assert format_for(name=name, content_type=content_type, given=given) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"name": "tasks.xml"}, "tasks.xml"), ({"given": "xlsx"}, "unknown format 'xlsx'")],
+)
+def test_unknown_formats_are_named(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        format_for(**kwargs)
+
+
+def test_ndjson_numbers_lines_and_skips_blank_ones() -> None:
+    body = b'{"data": {"a": 1}}\n\n  \n{"data": \n{"data": {"a": 2}}\r\n'
+    records = read(body, "ndjson")
+    assert [(r.line, r.value, r.error is not None) for r in records] == [
+        (1, {"data": {"a": 1}}, False),
+        (4, None, True),
+        (5, {"data": {"a": 2}}, False),
+    ]
+
+
+def test_json_array_streams_elements_and_stops_at_a_syntax_error() -> None:
+    assert [r.value for r in read(b' [{"data": {"a": 1.5}}, {"data": {}}] ', "json")] == [
+        {"data": {"a": 1.5}},
+        {"data": {}},
+    ]
+    broken = read(b'[{"data": {}}, {"data": ', "json")
+    assert [(r.line, r.error is None) for r in broken] == [(1, True), (2, False)]
+    assert "not valid JSON" in (broken[1].error or "")
+    assert read(b'{"data": {}}', "json")[0].error == "expected a JSON array of tasks"
+    assert read(b"", "json")[0].error == "expected a JSON array of tasks"
+
+
+def test_csv_cells_are_text_never_guessed() -> None:
+    body = (
+        b"external_id,text,items,zip,flag,data.source,gold.verdict,gold.score,gold.tags,empty\n"
+        b't1,"aspirin, 100 mg","[""a"",""b""]",007,true,web,good,4,"[""x""]",\n'
+    )
+    (record,) = read(body, "csv")
+    assert record.value == {
+        "external_id": "t1",
+        "data": {
+            "text": "aspirin, 100 mg",
+            "items": ["a", "b"],  # a field a ranking question reads is JSON
+            "zip": "007",
+            "flag": "true",
+            "source": "web",
+        },
+        "gold": {"verdict": "good", "score": 4, "tags": ["x"]},
+    }
+
+
+def test_csv_values_may_span_lines_and_keep_unicode() -> None:
+    body = 'text,items\n"line one\nline two — ✓",[0]\nnext,[0]\n'.encode()
+    records = read(body, "csv")
+    assert records[0].value["data"]["text"] == "line one\nline two — ✓"
+    assert [r.line for r in records] == [2, 3]
+
+
+def test_csv_bad_cells_and_rows_are_named_by_line() -> None:
+    body = (
+        b"text,items,gold.score\n"
+        b"ok,[0],3\n"  # line 2
+        b'ok,"[0",3\n'  # line 3: not JSON
+        b"ok,[0],3,extra\n"  # line 4: too many cells
+        b"ok,[0],high\n"  # line 5: not a number
+        b"ok,[0],5\n"  # line 6
+    )
+    records = read(body, "csv")
+    good = [r.line for r in records if r.error is None]
+    bad = sorted((r.line, r.field) for r in records if r.error is not None)
+    assert good == [2, 6]
+    assert bad == [(3, "data.items"), (4, "line"), (5, "gold.score")]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "header row"),
+        (b"text,text\nx,y\n", "appears twice"),
+        (b"text,,x\n1,2,3\n", "needs a name"),
+    ],
+)
+def test_csv_headers_are_checked(body: bytes, message: str) -> None:
+    (record,) = read(body, "csv")
+    assert record.line == 1
+    assert message in (record.error or "")
+
+
+def test_csv_with_only_a_header_has_no_tasks() -> None:
+    assert read(b"text,items", "csv") == []
+    assert read(b"\xef\xbb\xbftext,items\r\n", "csv") == []
+
+
+def test_exported_columns_are_ignored_only_in_an_export() -> None:
+    exported = read(b"task_id,text,answer.verdict,n_labels\n9,hi,good,3\n", "csv")
+    assert exported[0].value == {"data": {"text": "hi"}}
+    by_hand = read(b"text,n_labels\nhi,3\n", "csv")
+    assert by_hand[0].value == {"data": {"text": "hi", "n_labels": "3"}}
+
+
+def test_parquet_keeps_types_and_reads_nested_data() -> None:
+    table = pa.table(
+        {
+            "external_id": ["p1", None],
+            "data": [{"text": "a", "n": 7, "items": ["x", "y"]}, {"text": "b", "n": None}],
+            "gold.score": pa.array([5, None], pa.int64()),
+            "extra": [1.5, 2.5],
+        }
+    )
+    records = read(parquet_bytes(table), "parquet")
+    assert [r.value for r in records] == [
+        {
+            "external_id": "p1",
+            "data": {"text": "a", "n": 7, "items": ["x", "y"], "extra": 1.5},
+            "gold": {"score": 5},
+        },
+        {"data": {"text": "b", "extra": 2.5}},
+    ]
+    assert [r.line for r in records] == [1, 2]
+
+
+def test_parquet_data_may_be_json_text_as_exported() -> None:
+    table = pa.table({"task_id": [1], "data": ['{"text": "a"}'], "n_labels": [2]})
+    assert read(parquet_bytes(table), "parquet")[0].value == {"data": {"text": "a"}}
+
+
+def test_parquet_refuses_types_json_cannot_hold() -> None:
+    table = pa.table({"text": ["a"], "when": pa.array([0], pa.timestamp("s"))})
+    (record,) = read(parquet_bytes(table), "parquet")
+    assert (record.line, record.field) == (1, "when")
+    assert "timestamp" in (record.error or "")
+    (garbage,) = read(b"not parquet at all", "parquet")
+    assert "not a readable Parquet file" in (garbage.error or "")
+
+
+def test_ndjson_reader_reads_a_file_object() -> None:
+    body = ndjson([{"data": {"i": i}} for i in range(3)])
+    assert [r.value["data"]["i"] for r in read(body, "ndjson")] == [0, 1, 2]
