@@ -247,6 +247,13 @@ class Incidence:
         return np.asarray(self.matrix.T @ probas)
 
     @cached_property
+    def answer_weight(self) -> FloatArray:
+        """Per (worker, label) column, the total weight of those answers (their count)."""
+        n_columns = self.matrix.shape[1]
+        totals = np.bincount(self.matrix.indices, weights=self.matrix.data, minlength=n_columns)
+        return totals.astype(np.float64, copy=False)
+
+    @cached_property
     def answered(self) -> BoolArray:
         """Per (worker, label) column: did the worker ever give that label (with weight > 0)?"""
         counts: IntArray = np.bincount(self.matrix.indices, minlength=self.matrix.shape[1])

@@ -145,49 +145,42 @@ class MACE:
     @staticmethod
     def _posterior(
         crowd: Crowd, spamming: FloatArray, thetas: FloatArray
-    ) -> tuple[FloatArray, float, FloatArray, FloatArray]:
-        """(posteriors, marginal log-likelihood, P(spam and answer), P(spam and answer) + P(knows)).
+    ) -> tuple[FloatArray, float, FloatArray]:
+        r"""(posteriors, marginal log-likelihood, P(spam | answer l, l true) per worker and l).
 
-        $\\log P(z_t = k, y_t) = \\sum_i \\log(\\theta\\xi)_i + \\sum_{i: y_i = k}
-        \\log\\frac{(\\theta\\xi)_i + (1 - \\theta)_i}{(\\theta\\xi)_i} - \\log K$.
+        MACE is Dawid-Skene with confusions $P(l \mid k) = \theta\xi_l + (1 - \theta)[l = k]$,
+        so the E-step is the same sparse product of the task x (worker, answer) incidence matrix
+        with the table of their logs, not a pass over labels.
         """
-        w, k = crowd.worker, crowd.n_classes
-        spam = spamming[w, 0] * thetas[w, crowd.label]
-        either = spam + spamming[w, 1]
-        log_spam, log_ratio = np.log(spam), np.log(either) - np.log(spam)
-        if crowd.weight is not None:
-            log_spam, log_ratio = log_spam * crowd.weight, log_ratio * crowd.weight
-        log_joint = np.zeros((crowd.n_tasks, k))
-        log_joint += np.bincount(crowd.task, weights=log_spam, minlength=crowd.n_tasks)[:, None]
-        flat = crowd.task * k + crowd.label
-        log_joint += np.bincount(flat, weights=log_ratio, minlength=crowd.n_tasks * k).reshape(
-            -1, k
-        )
-        probas, log_norm = softmax_rows(log_joint - np.log(k))
+        spam = spamming[:, :1] * thetas  # P(spams, answers l)
+        either = spam + spamming[:, 1:]  # ... or knows, when l is the truth
+        n_workers, n_classes = thetas.shape
+        diagonal = np.arange(n_classes)
+        log_table = np.repeat(np.log(spam)[:, :, None], n_classes, axis=2)  # [w, l, k]
+        log_table[:, diagonal, diagonal] = np.log(either)
+        evidence = crowd.incidence.matrix @ log_table.reshape(n_workers * n_classes, n_classes)
+        probas, log_norm = softmax_rows(evidence - np.log(n_classes))
         log_likelihood = float(log_norm[crowd.labeled].sum())
-        return clamp_gold(probas, crowd.gold), log_likelihood, spam, either
+        return clamp_gold(probas, crowd.gold), log_likelihood, spam / either
 
     def _e_step(
         self, crowd: Crowd, spamming: FloatArray, thetas: FloatArray
     ) -> tuple[float, FloatArray, FloatArray]:
-        """(log-likelihood, expected (spam, knows) counts per worker, expected spam answers).
+        r"""(log-likelihood, expected (spam, knows) counts per worker, expected spam answers).
 
-        Label $i$ came from spamming with probability
-        $1 - p_{t y_i} + p_{t y_i} (\\theta\\xi)_i / ((\\theta\\xi)_i + 1 - \\theta_i)$.
+        Label $i$ came from spamming with probability $1 - p_{t y_i} + p_{t y_i} r_i$, where
+        $r_i = (\theta\xi)_i / ((\theta\xi)_i + 1 - \theta_i)$; summed per (worker, answer)
+        that is $n_{wl} - g_{wl} (1 - r_{wl})$ with $g_{wl}$ the posterior mass the worker's
+        answers $l$ give to $l$.
         """
-        probas, log_likelihood, spam, either = self._posterior(crowd, spamming, thetas)
-        p_given = probas[crowd.task, crowd.label]
-        spammed = 1.0 - p_given + p_given * spam / either
-        knew = 1.0 - spammed
-        if crowd.weight is not None:
-            spammed, knew = spammed * crowd.weight, knew * crowd.weight
-        n_w, n_k = crowd.n_workers, crowd.n_classes
-        knowing = np.stack(
-            [np.bincount(crowd.worker, weights=s, minlength=n_w) for s in (spammed, knew)], axis=1
-        ).astype(np.float64)
-        flat = crowd.worker * n_k + crowd.label
-        strategy = np.bincount(flat, weights=spammed, minlength=n_w * n_k).astype(np.float64)
-        strategy = strategy.reshape(n_w, n_k)
+        probas, log_likelihood, spam_share = self._posterior(crowd, spamming, thetas)
+        n_workers, n_classes = thetas.shape
+        diagonal = np.arange(n_classes)
+        per_answer = crowd.incidence.per_answer(probas).reshape(n_workers, n_classes, n_classes)
+        agreeing = per_answer[:, diagonal, diagonal]
+        knew = agreeing * (1.0 - spam_share)
+        strategy = crowd.incidence.answer_weight.reshape(n_workers, n_classes) - knew
+        knowing = np.stack([strategy.sum(axis=1), knew.sum(axis=1)], axis=1)
         return log_likelihood, knowing, strategy
 
     def _m_step(
