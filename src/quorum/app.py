@@ -29,7 +29,7 @@ def lifespan(settings: Settings, database: Database | None) -> Lifespan:
             yield
         finally:
             if owned:
-                app.state.database.dispose()
+                await app.state.database.aclose()  # its connection pools too
 
     return run
 

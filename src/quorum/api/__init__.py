@@ -6,5 +6,6 @@ from quorum.api import assignments, export, projects, tasks, users
 from quorum.api.errors import ERROR_RESPONSES
 
 router = APIRouter(responses=ERROR_RESPONSES)
-for module in (users, projects, tasks, assignments, export):
+# The annotation loop first: requests are matched against routes in order, and it is the hot path.
+for module in (assignments, users, projects, tasks, export):
     router.include_router(module.router)

@@ -1,7 +1,7 @@
 """Request-scoped dependencies: the database session and the signed-in user."""
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,7 @@ from quorum.domain import users
 from quorum.domain.errors import Unauthorized
 
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+MISSING_TOKEN = "missing API token: send the header 'Authorization: Bearer <token>'"
 
 
 def get_database(request: Request) -> Database:
@@ -40,13 +41,32 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 bearer = HTTPBearer(auto_error=False, description="An API token from `quorum token create`")
 
 
-def current_user(
-    session: SessionDep,
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> User:
+) -> str:
+    """The API token of the request; checked by whoever uses it."""
     if credentials is None or not credentials.credentials.strip():
-        raise Unauthorized("missing API token: send the header 'Authorization: Bearer <token>'")
-    return users.authenticate_token(session, credentials.credentials.strip())
+        raise Unauthorized(MISSING_TOKEN)
+    return credentials.credentials.strip()
+
+
+BearerToken = Annotated[str, Depends(bearer_token)]
+
+
+def token_of(request: Request) -> str:
+    """``bearer_token`` for handlers that read the request themselves (declare ``BEARER``)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(MISSING_TOKEN)
+    return token.strip()
+
+
+# The OpenAPI security of an operation that calls ``token_of``.
+BEARER: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+
+def current_user(session: SessionDep, token: BearerToken) -> User:
+    return users.authenticate_token(session, token)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -1,17 +1,51 @@
-"""Engines and sessions for SQLite (embedded default) and PostgreSQL (production)."""
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL (production).
 
+Besides SQLAlchemy sessions, this module runs *flows*: a domain operation written as a generator
+that yields raw SQL statements and receives their rows (``quorum.domain.leases_pg``). The same
+flow runs synchronously inside a session (web pages, the CLI, tests), or on the event loop over
+a psycopg connection pool (the annotation API on PostgreSQL), so the hot path pays neither for
+threads nor for an ORM, and there is still one implementation of each rule.
+"""
+
+import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import orjson
+import psycopg
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quorum.db.types import dumps_json
+
+T = TypeVar("T")
+Rows = list[tuple[Any, ...]]
+# How often a flow is run again after losing a race on a unique key.
+FLOW_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One raw SQL statement of a flow, in psycopg's ``%(name)s`` style, with its parameters."""
+
+    sql: str
+    params: Mapping[str, Any]
+
+
+Flow = Generator[Statement, Rows, T]
+
+
+class Contention(Exception):
+    """A flow kept losing races on a unique key; the caller may try again later."""
 
 
 def normalize_url(url: str) -> str:
@@ -71,16 +105,82 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     return engine
 
 
+def run_flow(session: Session, start: Callable[[], Flow[T]]) -> T:
+    """Run a flow on the session's connection, each attempt inside a SAVEPOINT.
+
+    The caller commits. A unique key taken by a concurrent transaction aborts the statement;
+    the flow then starts again from the top (its statements are safe to repeat).
+    """
+    for _ in range(FLOW_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                return _drive(session.connection(), start())
+        except IntegrityError as error:
+            if not isinstance(error.orig, psycopg.errors.UniqueViolation):
+                raise
+    raise Contention("the request kept colliding with concurrent ones; try again")
+
+
+def _drive(connection: Connection, flow: Flow[T]) -> T:
+    try:
+        statement = next(flow)
+        while True:
+            result = connection.exec_driver_sql(statement.sql, dict(statement.params))
+            rows = [tuple(row) for row in result] if result.returns_rows else []
+            statement = flow.send(rows)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+
+
+async def run_flow_async(pool: AsyncConnectionPool, start: Callable[[], Flow[T]]) -> T:
+    """Run a flow on an autocommit connection of ``pool``: each statement is a transaction."""
+    for _ in range(FLOW_ATTEMPTS):
+        try:
+            async with pool.connection() as connection:
+                return await _drive_async(connection, start())
+        except psycopg.errors.UniqueViolation:
+            continue
+    raise Contention("the request kept colliding with concurrent ones; try again")
+
+
+async def _drive_async(connection: psycopg.AsyncConnection[Any], flow: Flow[T]) -> T:
+    try:
+        statement = next(flow)
+        while True:
+            cursor = await connection.execute(statement.sql, statement.params)
+            rows = await cursor.fetchall() if cursor.description else []
+            statement = flow.send(rows)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+
+
+def _psycopg_conninfo(engine: Engine) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _configure(connection: psycopg.AsyncConnection[Any]) -> None:
+    set_json_loads(orjson.loads, connection)
+    set_json_dumps(dumps_json, connection)
+
+
 @dataclass(frozen=True)
 class Database:
     """One engine and the two kinds of session the domain uses.
 
     With ``connection`` set (tests), every session joins that connection's open transaction
     through a SAVEPOINT, so a test's writes roll back with it.
+
+    On PostgreSQL outside tests, ``run`` executes flows over two psycopg pools opened on first
+    use: one commits durably, the other with ``synchronous_commit = off`` for work whose loss
+    in a database crash is harmless (a lease: its holder asks again).
     """
 
     engine: Engine
     connection: Connection | None = None
+    _pools: dict[bool, AsyncConnectionPool] = field(default_factory=dict, repr=False, compare=False)
+    _opening: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -101,6 +201,56 @@ class Database:
         """A session whose work is committed on success and rolled back on error."""
         with self.session(write=write) as session, session.begin():
             yield session
+
+    @property
+    def runs_async(self) -> bool:
+        """Whether ``run`` executes flows on the event loop (PostgreSQL outside tests)."""
+        return self.connection is None and self.engine.dialect.name == "postgresql"
+
+    async def run(self, start: Callable[[], Flow[T]], *, durable: bool = True) -> T:
+        """Run a PostgreSQL flow: on a pool when ``runs_async``, else in a worker thread."""
+        if not self.runs_async:
+            return await anyio.to_thread.run_sync(self._run_in_session, start)
+        return await run_flow_async(await self._pool(durable), start)
+
+    def _run_in_session(self, start: Callable[[], Flow[T]]) -> T:
+        with self.session(write=True) as session:
+            result = run_flow(session, start)
+            session.commit()
+            return result
+
+    async def _pool(self, durable: bool) -> AsyncConnectionPool:
+        pool = self._pools.get(durable)
+        if pool is not None:
+            return pool
+        async with self._opening:
+            if durable not in self._pools:
+                self._pools[durable] = await self._open_pool(durable)
+        return self._pools[durable]
+
+    async def _open_pool(self, durable: bool) -> AsyncConnectionPool:
+        settings: dict[str, Any] = {"autocommit": True}
+        if not durable:
+            settings["options"] = "-c synchronous_commit=off"
+        size = getattr(self.engine.pool, "size", lambda: 10)()
+        pool: AsyncConnectionPool = AsyncConnectionPool(
+            _psycopg_conninfo(self.engine),
+            min_size=1,
+            max_size=max(2, size),
+            kwargs=settings,
+            configure=_configure,
+            open=False,
+            name="durable" if durable else "leases",
+        )
+        await pool.open()
+        return pool
+
+    async def aclose(self) -> None:
+        """Close the pools and the engine (from the app's lifespan)."""
+        for pool in self._pools.values():
+            await pool.close()
+        self._pools.clear()
+        self.dispose()
 
     def dispose(self) -> None:
         self.engine.dispose()

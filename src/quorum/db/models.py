@@ -191,10 +191,12 @@ class Assignment(Base):
             postgresql_where=text("status = 'leased'"),
             sqlite_where=text("status = 'leased'"),
         ),
+        # One leased assignment per annotator and project (migration 0003).
         Index(
-            "ix_assignments_holder",
+            "uq_assignments_leased_holder",
             "project_id",
             "user_id",
+            unique=True,
             postgresql_where=text("status = 'leased'"),
             sqlite_where=text("status = 'leased'"),
         ),

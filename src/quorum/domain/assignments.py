@@ -1,46 +1,71 @@
 """Leases: who labels which task, exactly once, under any number of concurrent annotators.
 
-Rules (DESIGN §4):
+Rules (DESIGN §4, docs/assignment.md):
 - a task is due to an annotator while its submitted labels plus live leases are below its
-  overlap, and that annotator never held it before;
+  overlap, and that annotator never held it (labelled, skipped or leased); among due tasks,
+  higher ``priority`` first, then nearest completion, then import order;
 - an annotator holding a live lease in a project gets that same lease back;
-- an expired lease frees its slot: expired leases are reclaimed by the next call to ``lease``,
-  so no background process is needed.
+- a lease expires after the project's ``lease_seconds``; expired leases are reclaimed by the
+  next lease in the project, so no background process is needed;
+- a submit is accepted from the holder only; after expiry only while the slot is still free;
+- an ``Idempotency-Key`` replays the first reply for the same body, refuses another body;
+- every change of a task's counts sets its status in the same statement (``task_status``).
 
-Locks are always taken in the order membership → assignment → task, so transactions cannot
-wait on each other in a cycle. On PostgreSQL the task is chosen with ``FOR UPDATE SKIP LOCKED``;
-on SQLite the whole transaction runs under ``BEGIN IMMEDIATE``.
+The rules live in ``lease_rules`` as SQL expressions. ``leases_pg`` runs them on PostgreSQL as
+one statement per step (the chosen task locked ``FOR NO KEY UPDATE SKIP LOCKED``);
+``leases_sqlite`` runs them as plain steps inside SQLite's ``BEGIN IMMEDIATE``. To add a rule
+to the choice of the next task (qualification, hidden gold, tier reservation, paused
+annotators, budgets), extend ``lease_rules.due_filter`` or ``lease_rules.LEASE_ORDER``.
+
+Two doors lead in: functions taking a ``Session`` and a signed-in ``User`` (web pages, CLI,
+tests; they return ORM objects and commit), and ``*_by_token`` coroutines for the REST API,
+which authenticate inside the same statement and, on PostgreSQL, run on the event loop.
+
+Locks are always taken assignment before task, and several tasks in id order, so transactions
+cannot wait on each other in a cycle.
 """
 
-import hashlib
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import exists, select, update
+import anyio.to_thread
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from quorum.db.models import (
-    Annotation,
-    Assignment,
-    AssignmentStatus,
-    IdempotencyRecord,
-    Membership,
-    Project,
-    Task,
-    TaskStatus,
-    User,
+from quorum.db.engine import Contention, Database, Flow, run_flow
+from quorum.db.models import Annotation, Assignment, Project, Task, User
+from quorum.db.types import utcnow
+from quorum.domain import leases_pg, leases_sqlite, policies, projects, users
+from quorum.domain.errors import Conflict, Forbidden, NotFound
+from quorum.domain.lease_rules import (
+    AssignmentView,
+    LeaseView,
+    Refused,
+    Submission,
+    SubmissionView,
+    request_hash,
 )
-from quorum.db.types import canonical_json, utcnow
-from quorum.domain import policies
-from quorum.domain.errors import Conflict, Invalid, NotFound
-from quorum.domain.projects import policy_of, schema_of
-from quorum.domain.questions import check_answers
-from quorum.domain.task_status import recompute_task_status
-from quorum.domain.text import refuse_nul
 
-RECLAIM_BATCH = 1000
+__all__ = [
+    "AssignmentView",
+    "Lease",
+    "LeaseView",
+    "Submission",
+    "SubmissionView",
+    "get",
+    "lease",
+    "lease_by_token",
+    "request_hash",
+    "skip",
+    "skip_by_token",
+    "submit",
+    "submit_by_token",
+]
+
+T = TypeVar("T")
+NOT_A_MEMBER = "only members of the project label it"
 
 
 @dataclass(frozen=True)
@@ -59,127 +84,48 @@ def get(session: Session, assignment_id: int, *, for_update: bool = False) -> As
     return assignment
 
 
+def _on_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _run(session: Session, start: Callable[[], Flow[T]]) -> T:
+    try:
+        return run_flow(session, start)
+    except Contention as error:
+        raise Conflict(str(error)) from None
+
+
+def _fresh(session: Session, model: type[T], key: int) -> T:
+    found = session.get(model, key, populate_existing=True)
+    assert found is not None, "a row written in this transaction cannot disappear"
+    return found
+
+
+# --- for a signed-in user --------------------------------------------------------------------
+
+
 def lease(
     session: Session, project: Project, user: User, *, now: datetime | None = None
 ) -> Lease | None:
     """Lease the next due task of ``project`` to ``user``, or None when nothing is due to them."""
-    now = now or utcnow()
-    _lock_membership(session, project.id, user.id)
-    held = _held_lease(session, project.id, user.id, now)
-    if held is not None:
-        session.commit()
-        return held
-    reclaim_expired(session, project.id, now)
-    task_id = _choose_task(session, project.id, user.id)
-    if task_id is None:
-        session.commit()
-        return None
-    policy = policy_of(project)
-    assignment = Assignment(
-        project_id=project.id,
-        task_id=task_id,
-        user_id=user.id,
-        status=AssignmentStatus.leased,
-        leased_at=now,
-        expires_at=now + timedelta(seconds=policy.lease_seconds),
-    )
-    session.add(assignment)
-    session.execute(
-        update(Task)
-        .where(Task.id == task_id)
-        .values(n_leased=Task.n_leased + 1)
-        .execution_options(synchronize_session=False)
-    )
-    recompute_task_status(session, task_ids=[task_id])
+    view = lease_view(session, project.id, user.id, now or utcnow())
     session.commit()
-    return Lease(assignment, _task(session, task_id))
-
-
-def _lock_membership(session: Session, project_id: int, user_id: int) -> None:
-    # NOTE: serializes one annotator's concurrent calls in a project (a double click), so
-    # two requests cannot both find no held lease and take two tasks.
-    query = (
-        select(Membership.user_id)
-        .where(Membership.project_id == project_id, Membership.user_id == user_id)
-        .with_for_update()
-    )
-    session.execute(query)
-
-
-def _held_lease(session: Session, project_id: int, user_id: int, now: datetime) -> Lease | None:
-    query = select(Assignment).where(
-        Assignment.project_id == project_id,
-        Assignment.user_id == user_id,
-        Assignment.status == AssignmentStatus.leased,
-        Assignment.expires_at > now,
-    )
-    assignment = session.scalars(query.order_by(Assignment.id).limit(1)).first()
-    if assignment is None:
+    if view is None:
         return None
-    return Lease(assignment, _task(session, assignment.task_id))
-
-
-def _task(session: Session, task_id: int) -> Task:
-    task = session.get(Task, task_id, populate_existing=True)
-    assert task is not None, "a leased task cannot disappear inside its transaction"
-    return task
-
-
-def _choose_task(session: Session, project_id: int, user_id: int) -> int | None:
-    """The due task to hand out next: highest priority, then nearest completion, then oldest."""
-    had_it = exists().where(Assignment.task_id == Task.id, Assignment.user_id == user_id)
-    query = (
-        select(Task.id)
-        .where(
-            Task.project_id == project_id,
-            Task.status == TaskStatus.open,
-            Task.n_submitted + Task.n_leased < Task.overlap,
-            ~had_it,
-        )
-        .order_by(Task.priority.desc(), Task.n_submitted.desc(), Task.id)
-        .limit(1)
-        .with_for_update(skip_locked=True, of=Task)
+    return Lease(
+        _fresh(session, Assignment, view.assignment_id), _fresh(session, Task, view.task_id)
     )
-    return session.scalar(query)
 
 
-def reclaim_expired(session: Session, project_id: int, now: datetime) -> int:
-    """Mark leases past their expiry as expired and give their slots back; returns how many."""
-    query = (
-        select(Assignment.id, Assignment.task_id)
-        .where(
-            Assignment.project_id == project_id,
-            Assignment.status == AssignmentStatus.leased,
-            Assignment.expires_at <= now,
-        )
-        .order_by(Assignment.id)
-        .limit(RECLAIM_BATCH)
-        .with_for_update(skip_locked=True)
-    )
-    expired = session.execute(query).all()
-    if not expired:
-        return 0
-    session.execute(
-        update(Assignment)
-        .where(Assignment.id.in_([row.id for row in expired]))
-        .values(status=AssignmentStatus.expired, finished_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    freed = Counter(row.task_id for row in expired)
-    for task_id in sorted(freed):  # a fixed order, so two reclaims cannot deadlock
-        session.execute(
-            update(Task)
-            .where(Task.id == task_id)
-            .values(n_leased=Task.n_leased - freed[task_id])
-            .execution_options(synchronize_session=False)
-        )
-    recompute_task_status(session, task_ids=sorted(freed))
-    return len(expired)
-
-
-def request_hash(assignment_id: int, answers: Any, duration_ms: int | None) -> str:
-    body = {"assignment_id": assignment_id, "answers": answers, "duration_ms": duration_ms}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+def lease_view(session: Session, project_id: int, user_id: int, now: datetime) -> LeaseView | None:
+    """``lease`` without the commit and the ORM objects."""
+    if _on_sqlite(session):
+        found = leases_sqlite.lease(session, project_id, user_id, now)
+    else:
+        found = _run(session, lambda: leases_pg.lease(project_id, leases_pg.UserId(user_id), now))
+    if isinstance(found, Refused):
+        raise Forbidden(NOT_A_MEMBER)
+    return found
 
 
 def submit(
@@ -197,99 +143,157 @@ def submit(
     With an idempotency ``key``, a retry with the same body returns the first annotation and a
     retry with another body is refused.
     """
-    now = now or utcnow()
-    assignment = get(session, assignment_id, for_update=True)
-    policies.authorize(user, policies.can_submit(assignment), "only the lease holder may submit")
-    digest = request_hash(assignment_id, answers, duration_ms)
-    if key is not None:
-        replay = _replay(session, user, key, digest)
-        if replay is not None:
-            session.commit()
-            return replay
-    if assignment.status is AssignmentStatus.submitted:
-        raise Conflict(f"assignment {assignment_id} is already submitted")
-    if assignment.status is AssignmentStatus.skipped:
-        raise Conflict(f"assignment {assignment_id} was skipped; ask for the next task")
-    task = session.scalar(select(Task).where(Task.id == assignment.task_id).with_for_update())
-    assert task is not None
-    project = session.get(Project, assignment.project_id)
-    assert project is not None
-    refuse_nul(answers, "answers")
-    clean = check_answers(schema_of(project), task.data, answers)
-    _take_slot(task, assignment)
-    assignment.status = AssignmentStatus.submitted
-    assignment.finished_at = now
-    annotation = Annotation(
-        assignment_id=assignment.id,
-        project_id=assignment.project_id,
-        task_id=task.id,
-        user_id=user.id,
-        answers=clean,
-        duration_ms=duration_ms,
-        submitted_at=now,
-    )
-    session.add(annotation)
-    session.flush()
-    if key is not None:
-        session.add(
-            IdempotencyRecord(
-                user_id=user.id,
-                key=key,
-                request_hash=digest,
-                status_code=200,
-                response={"annotation_id": annotation.id},
-                created_at=now,
-            )
-        )
-    session.flush()
-    recompute_task_status(session, task_ids=[task.id])
+    submission = Submission(assignment_id, answers, duration_ms, key)
+    view = submit_view(session, user.id, submission, now or utcnow())
     session.commit()
-    return annotation
+    return _fresh(session, Annotation, view.id)
 
 
-def _take_slot(task: Task, assignment: Assignment) -> None:
-    """Turn the lease's slot into a label; a reclaimed lease needs a slot that is still free."""
-    if assignment.status is AssignmentStatus.leased:
-        task.n_leased -= 1
-    elif task.n_submitted + task.n_leased >= task.overlap:
-        raise Conflict(
-            f"the lease on task {task.id} expired and its slot went to another annotator; "
-            "ask for the next task"
+def submit_view(
+    session: Session, user_id: int, submission: Submission, now: datetime
+) -> SubmissionView:
+    if _on_sqlite(session):
+        found = leases_sqlite.submit(session, user_id, submission, now)
+    else:
+        who = leases_pg.UserId(user_id)
+        found = _run(
+            session, lambda: leases_pg.submit(submission.assignment_id, who, submission, now)
         )
-    task.n_submitted += 1
-
-
-def _replay(session: Session, user: User, key: str, digest: str) -> Annotation | None:
-    record = session.get(IdempotencyRecord, (user.id, key))
-    if record is None:
-        return None
-    if record.request_hash != digest:
-        raise Invalid.one("Idempotency-Key", "was already used with a different request body")
-    annotation = session.get(Annotation, record.response["annotation_id"])
-    if annotation is None:
-        raise Conflict("the annotation this Idempotency-Key created no longer exists")
-    return annotation
+    if isinstance(found, Refused):
+        _explain_refused_assignment(session, submission.assignment_id, user_id)
+    assert not isinstance(found, Refused)
+    return found
 
 
 def skip(
     session: Session, assignment_id: int, user: User, *, now: datetime | None = None
 ) -> Assignment:
     """Give the task back; the annotator will not be offered it again."""
-    now = now or utcnow()
-    assignment = get(session, assignment_id, for_update=True)
-    policies.authorize(user, policies.can_submit(assignment), "only the lease holder may skip")
-    if assignment.status is AssignmentStatus.submitted:
-        raise Conflict(f"assignment {assignment_id} is already submitted")
-    if assignment.status is AssignmentStatus.leased:
-        session.execute(
-            update(Task)
-            .where(Task.id == assignment.task_id)
-            .values(n_leased=Task.n_leased - 1)
-            .execution_options(synchronize_session=False)
-        )
-    assignment.status = AssignmentStatus.skipped
-    assignment.finished_at = now
-    session.flush()
-    recompute_task_status(session, task_ids=[assignment.task_id])
+    skip_view(session, assignment_id, user.id, now or utcnow())
     session.commit()
-    return assignment
+    return _fresh(session, Assignment, assignment_id)
+
+
+def skip_view(session: Session, assignment_id: int, user_id: int, now: datetime) -> AssignmentView:
+    if _on_sqlite(session):
+        found = leases_sqlite.skip(session, assignment_id, user_id, now)
+    else:
+        who = leases_pg.UserId(user_id)
+        found = _run(session, lambda: leases_pg.skip(assignment_id, who, now))
+    if isinstance(found, Refused):
+        _explain_refused_assignment(session, assignment_id, user_id)
+    assert not isinstance(found, Refused)
+    return found
+
+
+def _explain_refused_assignment(session: Session, assignment_id: int, user_id: int) -> None:
+    """Raise why an assignment refused this user: it does not exist, or is not theirs."""
+    assignment = get(session, assignment_id)
+    policies.authorize(
+        _fresh(session, User, user_id),
+        policies.can_submit(assignment),
+        "only the lease holder may submit or skip",
+    )
+    raise Conflict(f"assignment {assignment_id} changed meanwhile; try again")
+
+
+# --- for the REST API, by API token -----------------------------------------------------------
+#
+# NOTE: on PostgreSQL these authenticate inside the statement that does the work and run on
+# the event loop over a psycopg pool (one round trip for a lease, two for a submit). Anything
+# unusual (a bad token, not a member, not the holder) comes back REFUSED, and the ordinary
+# checks then run, off the hot path, to raise the error every other endpoint would.
+
+
+async def lease_by_token(
+    database: Database, project_id: int, token: str, *, now: datetime | None = None
+) -> LeaseView | None:
+    """``lease`` for the caller of an API request."""
+    now = now or utcnow()
+    if database.is_sqlite:
+        return await _in_thread(database, _lease_in_session, project_id, token, now)
+    who = leases_pg.Token(users.token_digest(token))
+    found = await _run_async(database, lambda: leases_pg.lease(project_id, who, now), durable=False)
+    if isinstance(found, Refused):
+        return await _in_thread(database, _lease_in_session, project_id, token, now)
+    return found
+
+
+def _lease_in_session(
+    session: Session, project_id: int, token: str, now: datetime
+) -> LeaseView | None:
+    user = _member_by_token(session, project_id, token)
+    return lease_view(session, project_id, user.id, now)
+
+
+def _member_by_token(session: Session, project_id: int, token: str) -> User:
+    """The token's user, if they may label in the project; else the error to report."""
+    user = users.authenticate_token(session, token)
+    seen = projects.access(session, user, project_id)
+    policies.authorize(user, policies.can_annotate(seen.role), NOT_A_MEMBER)
+    return user
+
+
+async def submit_by_token(
+    database: Database, token: str, submission: Submission, *, now: datetime | None = None
+) -> SubmissionView:
+    """``submit`` for the caller of an API request."""
+    now = now or utcnow()
+    if database.is_sqlite:
+        return await _in_thread(database, _submit_in_session, token, submission, now)
+    who = leases_pg.Token(users.token_digest(token))
+    found = await _run_async(
+        database, lambda: leases_pg.submit(submission.assignment_id, who, submission, now)
+    )
+    if isinstance(found, Refused):
+        return await _in_thread(database, _submit_in_session, token, submission, now)
+    return found
+
+
+def _submit_in_session(
+    session: Session, token: str, submission: Submission, now: datetime
+) -> SubmissionView:
+    user = users.authenticate_token(session, token)
+    return submit_view(session, user.id, submission, now)
+
+
+async def skip_by_token(
+    database: Database, assignment_id: int, token: str, *, now: datetime | None = None
+) -> AssignmentView:
+    """``skip`` for the caller of an API request."""
+    now = now or utcnow()
+    if database.is_sqlite:
+        return await _in_thread(database, _skip_in_session, assignment_id, token, now)
+    who = leases_pg.Token(users.token_digest(token))
+    found = await _run_async(database, lambda: leases_pg.skip(assignment_id, who, now))
+    if isinstance(found, Refused):
+        return await _in_thread(database, _skip_in_session, assignment_id, token, now)
+    return found
+
+
+def _skip_in_session(
+    session: Session, assignment_id: int, token: str, now: datetime
+) -> AssignmentView:
+    user = users.authenticate_token(session, token)
+    return skip_view(session, assignment_id, user.id, now)
+
+
+async def _run_async(
+    database: Database, start: Callable[[], Flow[T]], *, durable: bool = True
+) -> T:
+    try:
+        return await database.run(start, durable=durable)
+    except Contention as error:
+        raise Conflict(str(error)) from None
+
+
+async def _in_thread(database: Database, work: Callable[..., T], *args: Any) -> T:
+    """Run ``work(session, *args)`` in a write transaction in a worker thread, and commit."""
+
+    def run() -> T:
+        with database.session(write=True) as session:
+            result = work(session, *args)
+            session.commit()
+            return result
+
+    return await anyio.to_thread.run_sync(run)

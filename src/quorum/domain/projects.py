@@ -15,7 +15,11 @@ from quorum.domain.errors import Conflict, Invalid, NotFound, problems_from_pyda
 from quorum.domain.pages import Page, paginate
 from quorum.domain.policy import ProjectPolicy
 from quorum.domain.questions import KINDS, QuestionSchema
-from quorum.domain.task_status import recompute_task_status
+from quorum.domain.task_status import (
+    lock_live_leases,
+    recompute_task_status,
+    release_leases_beyond_overlap,
+)
 from quorum.domain.text import refuse_nul
 
 
@@ -160,12 +164,14 @@ def _change_policy(session: Session, project: Project, new: ProjectPolicy) -> No
     raised = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
     extra = raised(Task.overlap - old.overlap, 0)
     ceiling = func.min if session.get_bind().dialect.name == "sqlite" else func.least
+    lock_live_leases(session, project.id)
     session.execute(
         update(Task)
         .where(Task.project_id == project.id)
         .values(overlap=ceiling(new.overlap + extra, new.ceiling))
         .execution_options(synchronize_session=False)
     )
+    release_leases_beyond_overlap(session, project.id)
     recompute_task_status(session, project_id=project.id)
 
 

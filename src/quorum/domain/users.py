@@ -101,7 +101,8 @@ def set_password(session: Session, user: User, password: str) -> None:
     session.commit()
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is stored of a token, and looked up: its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -112,7 +113,7 @@ def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken
     row = ApiToken(
         user_id=user.id,
         name=name.strip()[:200],
-        token_hash=_digest(token),
+        token_hash=token_digest(token),
         prefix=token[:10],
         created_at=utcnow(),
     )
@@ -123,7 +124,7 @@ def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken
 
 def authenticate_token(session: Session, token: str, *, now: datetime | None = None) -> User:
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
     if row is None or row.revoked_at is not None or not row.user.is_active:
         raise Unauthorized("invalid or revoked API token")
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:

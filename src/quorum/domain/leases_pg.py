@@ -1,0 +1,580 @@
+"""The annotation loop on PostgreSQL: each step is one statement, so a call costs a round trip.
+
+A lease is one statement that finds the annotator (by API token, or by user id for pages),
+returns the lease they hold, or chooses a due task, locks it (``FOR NO KEY UPDATE SKIP
+LOCKED``), inserts the assignment and counts the slot. A submit reads the assignment (one
+statement), validates the answers in Python, then writes the slot, the assignment, the label
+and the idempotency record in a second statement that re-checks everything under lock.
+
+Statements are built with SQLAlchemy Core from the shared rules (``lease_rules``), compiled
+once for psycopg, and run as raw SQL by a flow driver (``quorum.db.engine``): in a session, or
+on the event loop. A flow is safe to run again from the top, and the drivers do so when a
+statement loses a race on a unique key (two concurrent leases of one annotator).
+
+Why a slot is never handed out twice and why the locks cannot deadlock: docs/assignment.md.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from functools import cache
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Boolean,
+    ClauseElement,
+    ColumnElement,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import InstrumentedAttribute
+
+from quorum.db.engine import Flow, Statement
+from quorum.db.models import (
+    Annotation,
+    ApiToken,
+    Assignment,
+    IdempotencyRecord,
+    Membership,
+    Project,
+    Task,
+    User,
+)
+from quorum.domain.errors import Conflict
+from quorum.domain.lease_rules import (
+    EXPIRED,
+    LEASE_ORDER,
+    LEASED,
+    REFUSED,
+    SKIPPED,
+    SUBMITTED,
+    AssignmentView,
+    LeaseView,
+    Refused,
+    Submission,
+    SubmissionView,
+    due_filter,
+    reads_task_data,
+    refuse_finished,
+    schema_from_text,
+    slot_free,
+    slot_taken,
+)
+from quorum.domain.task_status import status_after
+
+# Expired leases freed by one call; the next call frees the rest.
+RECLAIM_BATCH = 1000
+# A token's last use is written at most this often, so reads stay reads.
+TOKEN_TOUCH = timedelta(minutes=1)
+SUBMIT_ATTEMPTS = 3
+
+_DIALECT = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+PROJECT = bindparam("project_id", type_=BigInteger)
+USER = bindparam("user_id", type_=BigInteger)
+TOKEN = bindparam("token_hash", type_=Text)
+ASSIGNMENT = bindparam("assignment_id", type_=BigInteger)
+NOW = bindparam("now", type_=Assignment.leased_at.type)
+CHECK_EXPIRED = bindparam("check_expired", type_=Boolean)
+KEY = bindparam("key", type_=Text)
+
+
+@dataclass(frozen=True)
+class Token:
+    """The caller, known by the SHA-256 of their API token (the REST API)."""
+
+    digest: str
+
+
+@dataclass(frozen=True)
+class UserId:
+    """The caller, already signed in (web pages, the CLI, tests)."""
+
+    id: int
+
+
+Who = Token | UserId
+
+
+Build = Callable[[bool], ClauseElement]  # by_token -> statement
+
+
+def _statement(build: Build, who: Who, **params: Any) -> Statement:
+    sql, constants = _compiled(build, isinstance(who, Token))
+    caller = {"token_hash": who.digest} if isinstance(who, Token) else {"user_id": who.id}
+    return Statement(sql, {**constants, **caller, **params})
+
+
+@cache
+def _compiled(build: Build, by_token: bool) -> tuple[str, dict[str, Any]]:
+    """The statement's SQL for psycopg, with its constants written in as literals.
+
+    NOTE: psycopg prepares a statement after a few runs and PostgreSQL then plans it once for
+    any parameters. A status given as a parameter would hide which partial index applies
+    (``WHERE status = 'open'``), so such a generic plan would sort every task of the project;
+    with the constants in the text, the generic plan reads ix_tasks_due in order.
+    """
+    compiled = build(by_token).compile(dialect=_DIALECT)
+    sql = compiled.string
+    for name, value in compiled.params.items():
+        if value is not None:
+            sql = sql.replace(f"%({name})s", _literal(value))
+    return sql, {}
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"no SQL literal for the constant {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _open(status: ColumnElement[str] | InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+    """Leased or expired: not yet submitted or skipped. (An OR, not IN: SQLAlchemy renders an
+    IN list only when it has the values, and these statements are compiled once, ahead.)"""
+    return or_(status == LEASED, status == EXPIRED)
+
+
+# --- who is calling --------------------------------------------------------------------------
+
+
+def _member(by_token: bool) -> CTE:
+    """The calling member of the project, their token's last use, the project's lease time."""
+    lease_seconds = Project.policy["lease_seconds"].as_integer().label("lease_seconds")
+    if by_token:
+        query = (
+            select(Membership.user_id, ApiToken.last_used_at.label("used_at"), lease_seconds)
+            .select_from(ApiToken)
+            .join(User, User.id == ApiToken.user_id)
+            .join(Membership, Membership.user_id == ApiToken.user_id)
+            .where(ApiToken.token_hash == TOKEN, ApiToken.revoked_at.is_(None), User.is_active)
+        )
+    else:
+        query = select(Membership.user_id, null().label("used_at"), lease_seconds).where(
+            Membership.user_id == USER
+        )
+    query = query.join(Project, Project.id == Membership.project_id)
+    return query.where(Membership.project_id == PROJECT).cte("me")
+
+
+def _user(by_token: bool) -> CTE:
+    """The calling user (in any project) and their token's last use."""
+    if not by_token:
+        return select(USER.label("user_id"), null().label("used_at")).cte("me")
+    return (
+        select(ApiToken.user_id, ApiToken.last_used_at.label("used_at"))
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == TOKEN, ApiToken.revoked_at.is_(None), User.is_active)
+        .cte("me")
+    )
+
+
+def _touch_token(_: bool) -> ClauseElement:
+    stale = NOW - literal_column("interval '1 minute'")
+    return (
+        update(ApiToken)
+        .where(ApiToken.token_hash == TOKEN)
+        .where(or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < stale))
+        .values(last_used_at=NOW)
+    )
+
+
+def _touch(who: Who, used_at: datetime | None, now: datetime) -> Statement | None:
+    """The statement recording a token's use, when its last recorded use is old enough."""
+    if not isinstance(who, Token) or (used_at is not None and now - used_at < TOKEN_TOUCH):
+        return None
+    return _statement(_touch_token, who, now=now)
+
+
+# --- lease ------------------------------------------------------------------------------------
+
+
+def _lease(by_token: bool) -> ClauseElement:
+    """Return the caller's live lease, or lease them the first due task, in one statement.
+
+    NOTE: the chosen task is locked FOR NO KEY UPDATE SKIP LOCKED: concurrent leases never wait
+    for each other, and the lock re-checks the free slot on the task's newest version before
+    the slot is counted. The unique index of leased assignments on (project, annotator) makes
+    a second concurrent lease of one annotator fail; the flow then returns the first.
+    """
+    me = _member(by_token)
+    user_id = select(me.c.user_id).scalar_subquery()
+    mine = (Assignment.project_id == PROJECT, Assignment.user_id == user_id)
+    holds_any = exists().where(*mine, Assignment.status == LEASED)
+    expired_waiting = exists().where(
+        Assignment.project_id == PROJECT, Assignment.status == LEASED, Assignment.expires_at <= NOW
+    )
+    held = (
+        select(Assignment.id, Assignment.task_id, Assignment.expires_at)
+        .where(*mine, Assignment.status == LEASED, Assignment.expires_at > NOW)
+        .cte("held")
+    )
+    chosen = (
+        select(Task.id)
+        .where(*due_filter(PROJECT, user_id))
+        .where(user_id.is_not(None), ~holds_any, ~and_(CHECK_EXPIRED, expired_waiting))
+        .order_by(*LEASE_ORDER)
+        .limit(1)
+        .with_for_update(key_share=True, skip_locked=True, of=Task)
+        .cte("chosen")
+    )
+    expires_at = NOW + literal_column("interval '1 second'") * me.c.lease_seconds
+    leased = (
+        insert(Assignment)
+        .from_select(
+            ["project_id", "task_id", "user_id", "status", "leased_at", "expires_at"],
+            select(PROJECT, chosen.c.id, me.c.user_id, literal(LEASED), NOW, expires_at)
+            .select_from(chosen)
+            .join(me, true()),
+            include_defaults=False,
+        )
+        .returning(Assignment.id, Assignment.task_id, Assignment.expires_at)
+        .cte("leased")
+    )
+    counted = (
+        update(Task)
+        .where(Task.id == leased.c.task_id)
+        .values(n_leased=Task.n_leased + 1, status=status_after(Task.n_submitted))
+        .cte("counted")
+    )
+    task_id = func.coalesce(leased.c.task_id, held.c.task_id)
+    return (
+        select(
+            me.c.used_at,
+            func.coalesce(leased.c.id, held.c.id),
+            task_id,
+            func.coalesce(leased.c.expires_at, held.c.expires_at),
+            Task.data,
+            expired_waiting,
+        )
+        .select_from(me)
+        .outerjoin(held, true())
+        .outerjoin(leased, true())
+        .outerjoin(Task, Task.id == task_id)
+        .add_cte(counted)
+    )
+
+
+def _reclaim(_: bool) -> ClauseElement:
+    """Expire a project's leases past their time and give their slots back.
+
+    NOTE: leases are taken with SKIP LOCKED (one being submitted late is left to that submit),
+    then their tasks are locked in id order before their counts change, as every writer that
+    holds several tasks does, so two reclaims cannot deadlock.
+    """
+    expired = (
+        select(Assignment.id)
+        .where(
+            Assignment.project_id == PROJECT,
+            Assignment.status == LEASED,
+            Assignment.expires_at <= NOW,
+        )
+        .order_by(Assignment.id)
+        .limit(RECLAIM_BATCH)
+        .with_for_update(key_share=True, skip_locked=True)
+        .cte("expired")
+    )
+    marked = (
+        update(Assignment)
+        .where(Assignment.id == expired.c.id)
+        .values(status=EXPIRED, finished_at=NOW)
+        .returning(Assignment.task_id)
+        .cte("marked")
+    )
+    freed = select(marked.c.task_id, func.count().label("n")).group_by(marked.c.task_id).cte()
+    locked = (
+        select(Task.id)
+        .where(Task.id.in_(select(freed.c.task_id)))
+        .order_by(Task.id)
+        .with_for_update(key_share=True)
+        .cte("locked")
+    )
+    return (
+        update(Task)
+        .where(Task.id == freed.c.task_id, Task.id == locked.c.id)
+        .values(n_leased=Task.n_leased - freed.c.n, status=status_after(Task.n_submitted))
+    )
+
+
+def lease(project_id: int, who: Who, now: datetime) -> Flow[LeaseView | Refused | None]:
+    """The caller's live lease in the project, a new one, None when nothing is due, or REFUSED.
+
+    Expired leases of the project are reclaimed first and the lease asked again, so an expired
+    lease frees its slot without any background process.
+    """
+    check_expired = True
+    while True:
+        rows = yield _statement(
+            _lease, who, project_id=project_id, now=now, check_expired=check_expired
+        )
+        if not rows:
+            return REFUSED
+        used_at, assignment_id, task_id, expires_at, data, expired_waiting = rows[0]
+        touch = _touch(who, used_at, now)
+        if touch is not None:
+            yield touch
+        if assignment_id is not None:
+            return LeaseView(assignment_id, task_id, data, expires_at.astimezone(UTC))
+        if not (expired_waiting and check_expired):
+            return None
+        yield _statement(_reclaim, who, project_id=project_id, now=now)
+        check_expired = False
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+def _read_assignment(by_token: bool) -> ClauseElement:
+    """What a submit needs to know before it validates the answers (no lock: it writes later)."""
+    me = _user(by_token)
+    return (
+        select(
+            me.c.user_id,
+            me.c.used_at,
+            Assignment.status,
+            Assignment.task_id,
+            cast(Project.schema, Text),
+            IdempotencyRecord.request_hash,
+            IdempotencyRecord.response,
+        )
+        .select_from(me)
+        .join(Assignment, and_(Assignment.id == ASSIGNMENT, Assignment.user_id == me.c.user_id))
+        .join(Project, Project.id == Assignment.project_id)
+        .outerjoin(
+            IdempotencyRecord,
+            and_(IdempotencyRecord.user_id == me.c.user_id, IdempotencyRecord.key == KEY),
+        )
+    )
+
+
+def _task_data(_: bool) -> ClauseElement:
+    return select(Task.data).where(Task.id == bindparam("task_id", type_=BigInteger))
+
+
+def _annotation(_: bool) -> ClauseElement:
+    return select(
+        Annotation.id,
+        Annotation.assignment_id,
+        Annotation.task_id,
+        Annotation.answers,
+        Annotation.duration_ms,
+        Annotation.submitted_at,
+    ).where(Annotation.id == bindparam("annotation_id", type_=BigInteger))
+
+
+def _write_submission(_: bool) -> ClauseElement:
+    """Turn the lease into a label in one statement; nothing happens unless the assignment is
+    still the caller's open lease and its task still has the slot.
+
+    NOTE: locks the assignment, then its task: the order every writer of the loop follows.
+    """
+    target = (
+        select(Assignment.id, Assignment.task_id, Assignment.status)
+        .where(
+            Assignment.id == ASSIGNMENT,
+            Assignment.user_id == USER,
+            _open(Assignment.status),
+        )
+        .with_for_update(key_share=True)
+        .cte("target")
+    )
+    slot = (
+        update(Task)
+        .where(Task.id == target.c.task_id, slot_free(target.c.status))
+        .values(
+            n_submitted=Task.n_submitted + 1,
+            n_leased=Task.n_leased - case((target.c.status == LEASED, 1), else_=0),
+            status=status_after(Task.n_submitted + 1),
+        )
+        .returning(Task.id)
+        .cte("slot")
+    )
+    done = (
+        update(Assignment)
+        .where(Assignment.id == target.c.id, Assignment.task_id == slot.c.id)
+        .values(status=SUBMITTED, finished_at=NOW)
+        .returning(Assignment.id, Assignment.project_id, Assignment.task_id)
+        .cte("done")
+    )
+    columns = ["assignment_id", "project_id", "task_id", "user_id", "answers", "duration_ms"]
+    saved = (
+        insert(Annotation)
+        .from_select(
+            [*columns, "submitted_at"],
+            select(
+                done.c.id,
+                done.c.project_id,
+                done.c.task_id,
+                USER,
+                bindparam("answers", type_=Annotation.answers.type),
+                bindparam("duration_ms", type_=Integer),
+                NOW,
+            ),
+            include_defaults=False,
+        )
+        .returning(Annotation.id)
+        .cte("saved")
+    )
+    remembered = (
+        insert(IdempotencyRecord)
+        .from_select(
+            ["user_id", "key", "request_hash", "status_code", "response", "created_at"],
+            select(
+                USER,
+                KEY,
+                bindparam("request_hash", type_=Text),
+                literal(200),
+                func.jsonb_build_object("annotation_id", saved.c.id),
+                NOW,
+            ).where(KEY.is_not(None)),
+            include_defaults=False,
+        )
+        .cte("remembered")
+    )
+    return (
+        select(target.c.status, saved.c.id)
+        .select_from(target)
+        .outerjoin(saved, true())
+        .add_cte(remembered)
+    )
+
+
+def submit(
+    assignment_id: int, who: Who, submission: Submission, now: datetime
+) -> Flow[SubmissionView | Refused]:
+    """Record the holder's answers exactly once; with a key, a retry replays the first reply."""
+    for _ in range(SUBMIT_ATTEMPTS):
+        ids = {"assignment_id": assignment_id, "key": submission.key}
+        rows = yield _statement(_read_assignment, who, **ids)
+        if not rows:
+            return REFUSED
+        user_id, used_at, status, task_id, schema_text, recorded_hash, response = rows[0]
+        touch = _touch(who, used_at, now)
+        if touch is not None:
+            yield touch
+        if submission.is_replay(recorded_hash):
+            found = yield _statement(_annotation, who, annotation_id=response["annotation_id"])
+            return replayed(found)
+        refuse_finished(assignment_id, status)
+        schema = schema_from_text(schema_text)
+        data: Any = {}
+        if reads_task_data(schema):
+            data = (yield _statement(_task_data, who, task_id=task_id))[0][0]
+        clean = submission.validated(schema, data)
+        written = yield _statement(
+            _write_submission,
+            who,
+            **ids,
+            user_id=user_id,
+            now=now,
+            answers=Jsonb(clean),
+            duration_ms=submission.duration_ms,
+            request_hash=submission.digest,
+        )
+        if not written:
+            continue  # the assignment changed since it was read: read it again
+        if written[0][1] is None:
+            raise slot_taken(task_id)
+        annotation_id = written[0][1]
+        return SubmissionView(
+            annotation_id, assignment_id, task_id, clean, submission.duration_ms, now
+        )
+    raise Conflict(f"assignment {assignment_id} kept changing; try again")
+
+
+# --- skip -------------------------------------------------------------------------------------
+
+
+def _skip(by_token: bool) -> ClauseElement:
+    """Give a lease back in one statement; a skipped task is never offered to its skipper again.
+
+    NOTE: locks the assignment, then its task, like a submit.
+    """
+    me = _user(by_token)
+    target = (
+        select(
+            Assignment.id,
+            Assignment.task_id,
+            Assignment.status,
+            Assignment.leased_at,
+            Assignment.expires_at,
+            Assignment.finished_at,
+        )
+        .where(Assignment.id == ASSIGNMENT, Assignment.user_id == me.c.user_id)
+        .with_for_update(key_share=True, of=Assignment)
+        .cte("target")
+    )
+    freed = (
+        update(Task)
+        .where(Task.id == target.c.task_id, target.c.status == LEASED)
+        .values(n_leased=Task.n_leased - 1, status=status_after(Task.n_submitted))
+        .cte("freed")
+    )
+    done = (
+        update(Assignment)
+        .where(Assignment.id == target.c.id, _open(target.c.status))
+        .values(status=SKIPPED, finished_at=NOW)
+        .returning(Assignment.finished_at)
+        .cte("done")
+    )
+    return (
+        select(
+            me.c.used_at,
+            target.c.id,
+            target.c.task_id,
+            target.c.status,
+            target.c.leased_at,
+            target.c.expires_at,
+            func.coalesce(done.c.finished_at, target.c.finished_at),
+        )
+        .select_from(me)
+        .join(target, true())
+        .outerjoin(done, true())
+        .add_cte(freed)
+    )
+
+
+def skip(assignment_id: int, who: Who, now: datetime) -> Flow[AssignmentView | Refused]:
+    """Skip the caller's assignment; skipping it again changes nothing."""
+    rows = yield _statement(_skip, who, assignment_id=assignment_id, now=now)
+    if not rows:
+        return REFUSED
+    used_at, assignment_id, task_id, status, leased_at, expires_at, finished_at = rows[0]
+    touch = _touch(who, used_at, now)
+    if touch is not None:
+        yield touch
+    if status == SUBMITTED:
+        raise Conflict(f"assignment {assignment_id} is already submitted")
+    return AssignmentView(
+        assignment_id, task_id, SKIPPED, leased_at, expires_at.astimezone(UTC), finished_at
+    )
+
+
+def replayed(rows: list[tuple[Any, ...]]) -> SubmissionView:
+    if not rows:
+        raise Conflict("the annotation this Idempotency-Key created no longer exists")
+    id_, assignment_id, task_id, answers, duration_ms, submitted_at = rows[0]
+    return SubmissionView(
+        id_, assignment_id, task_id, answers, duration_ms, submitted_at.astimezone(UTC)
+    )

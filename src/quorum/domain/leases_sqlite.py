@@ -1,0 +1,280 @@
+"""The annotation loop on SQLite: the rules of ``lease_rules``, as plain steps in a session.
+
+A write transaction on SQLite begins IMMEDIATE (``quorum.db.engine``), so one writer runs at a
+time, across threads and processes: the steps need no row locks and a read-then-write cannot
+race. The results and errors are those of ``leases_pg``; the same tests run on both.
+"""
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from quorum.db.models import (
+    Annotation,
+    Assignment,
+    IdempotencyRecord,
+    Membership,
+    Project,
+    Task,
+)
+from quorum.db.types import dumps_json
+from quorum.domain.errors import Conflict
+from quorum.domain.lease_rules import (
+    EXPIRED,
+    LEASE_ORDER,
+    LEASED,
+    REFUSED,
+    SKIPPED,
+    SUBMITTED,
+    AssignmentView,
+    LeaseView,
+    Refused,
+    Submission,
+    SubmissionView,
+    due_filter,
+    reads_task_data,
+    refuse_finished,
+    schema_from_text,
+    slot_free,
+    slot_taken,
+)
+from quorum.domain.task_status import status_after
+
+
+def lease(
+    session: Session, project_id: int, user_id: int, now: datetime
+) -> LeaseView | Refused | None:
+    """The annotator's live lease, a new one, None when nothing is due, or REFUSED."""
+    lease_seconds = _lease_seconds(session, project_id, user_id)
+    if lease_seconds is None:
+        return REFUSED
+    held = _held(session, project_id, user_id, now)
+    if held is not None:
+        return held
+    reclaim_expired(session, project_id, now)
+    chosen = select(Task.id).where(*due_filter(literal(project_id), literal(user_id)))
+    task_id = session.scalar(chosen.order_by(*LEASE_ORDER).limit(1))
+    if task_id is None:
+        return None
+    expires_at = now + timedelta(seconds=lease_seconds)
+    assignment_id = session.scalar(
+        insert(Assignment)
+        .values(
+            project_id=project_id,
+            task_id=task_id,
+            user_id=user_id,
+            status=LEASED,
+            leased_at=now,
+            expires_at=expires_at,
+        )
+        .returning(Assignment.id)
+    )
+    data = session.scalar(
+        update(Task)
+        .where(Task.id == task_id)
+        .values(n_leased=Task.n_leased + 1, status=status_after(Task.n_submitted))
+        .returning(Task.data)
+    )
+    assert assignment_id is not None and data is not None, "the chosen task was just seen"
+    return LeaseView(assignment_id, task_id, data, expires_at)
+
+
+def _lease_seconds(session: Session, project_id: int, user_id: int) -> int | None:
+    """The project's lease time, or None when the user is not a member of the project."""
+    query = (
+        select(Project.policy)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Project.id == project_id, Membership.user_id == user_id)
+    )
+    policy = session.scalar(query)
+    return None if policy is None else int(policy["lease_seconds"])
+
+
+def _held(session: Session, project_id: int, user_id: int, now: datetime) -> LeaseView | None:
+    query = (
+        select(Assignment.id, Assignment.task_id, Task.data, Assignment.expires_at)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.user_id == user_id,
+            Assignment.status == LEASED,
+            Assignment.expires_at > now,
+        )
+    )
+    row = session.execute(query).first()
+    return None if row is None else LeaseView(*row)
+
+
+def reclaim_expired(session: Session, project_id: int, now: datetime) -> int:
+    """Expire the project's leases past their time and give their slots back."""
+    expired = session.scalars(
+        update(Assignment)
+        .where(
+            Assignment.project_id == project_id,
+            Assignment.status == LEASED,
+            Assignment.expires_at <= now,
+        )
+        .values(status=EXPIRED, finished_at=now)
+        .returning(Assignment.task_id)
+    )
+    freed = Counter(expired)
+    for task_id in sorted(freed):
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(n_leased=Task.n_leased - freed[task_id], status=status_after(Task.n_submitted))
+        )
+    return sum(freed.values())
+
+
+def submit(
+    session: Session, user_id: int, submission: Submission, now: datetime
+) -> SubmissionView | Refused:
+    """Record the holder's answers exactly once; with a key, a retry replays the first reply."""
+    assignment_id = submission.assignment_id
+    record = and_(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == submission.key)
+    query = (
+        select(
+            Assignment.user_id,
+            Assignment.status,
+            Assignment.task_id,
+            Project.schema,
+            IdempotencyRecord.request_hash,
+            IdempotencyRecord.response,
+        )
+        .join(Project, Project.id == Assignment.project_id)
+        .outerjoin(IdempotencyRecord, record)
+        .where(Assignment.id == assignment_id)
+    )
+    row = session.execute(query).first()
+    if row is None or row.user_id != user_id:
+        return REFUSED
+    if submission.is_replay(row.request_hash):
+        return _replayed(session, row.response["annotation_id"])
+    refuse_finished(assignment_id, row.status)
+    schema = schema_from_text(dumps_json(row.schema))
+    data = _task_data(session, row.task_id) if reads_task_data(schema) else {}
+    clean = submission.validated(schema, data)
+    _take_slot(session, row.task_id, row.status)
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment_id)
+        .values(status=SUBMITTED, finished_at=now)
+    )
+    annotation_id = _save(session, submission, user_id, clean, now)
+    return SubmissionView(
+        annotation_id, assignment_id, row.task_id, clean, submission.duration_ms, now
+    )
+
+
+def _task_data(session: Session, task_id: int) -> Any:
+    return session.scalar(select(Task.data).where(Task.id == task_id))
+
+
+def _take_slot(session: Session, task_id: int, status: str) -> None:
+    taken = session.scalar(
+        update(Task)
+        .where(Task.id == task_id, slot_free(literal(str(status))))
+        .values(
+            n_submitted=Task.n_submitted + 1,
+            n_leased=Task.n_leased - (1 if status == LEASED else 0),
+            status=status_after(Task.n_submitted + 1),
+        )
+        .returning(Task.id)
+    )
+    if taken is None:
+        raise slot_taken(task_id)
+
+
+def _save(
+    session: Session, submission: Submission, user_id: int, answers: Any, now: datetime
+) -> int:
+    assignment = select(Assignment.project_id, Assignment.task_id).where(
+        Assignment.id == submission.assignment_id
+    )
+    project_id, task_id = session.execute(assignment).one()
+    annotation_id = session.scalar(
+        insert(Annotation)
+        .values(
+            assignment_id=submission.assignment_id,
+            project_id=project_id,
+            task_id=task_id,
+            user_id=user_id,
+            answers=answers,
+            duration_ms=submission.duration_ms,
+            submitted_at=now,
+        )
+        .returning(Annotation.id)
+    )
+    assert annotation_id is not None
+    if submission.key is not None:
+        session.execute(
+            insert(IdempotencyRecord).values(
+                user_id=user_id,
+                key=submission.key,
+                request_hash=submission.digest,
+                status_code=200,
+                response={"annotation_id": annotation_id},
+                created_at=now,
+            )
+        )
+    return int(annotation_id)
+
+
+def _replayed(session: Session, annotation_id: int) -> SubmissionView:
+    annotation = session.get(Annotation, annotation_id)
+    if annotation is None:
+        raise Conflict("the annotation this Idempotency-Key created no longer exists")
+    return SubmissionView(
+        annotation.id,
+        annotation.assignment_id,
+        annotation.task_id,
+        annotation.answers,
+        annotation.duration_ms,
+        annotation.submitted_at,
+    )
+
+
+def skip(
+    session: Session, assignment_id: int, user_id: int, now: datetime
+) -> AssignmentView | Refused:
+    """Skip the user's assignment; skipping it again changes nothing."""
+    query = select(
+        Assignment.user_id,
+        Assignment.task_id,
+        Assignment.status,
+        Assignment.leased_at,
+        Assignment.expires_at,
+        Assignment.finished_at,
+    ).where(Assignment.id == assignment_id)
+    row = session.execute(query).first()
+    if row is None or row.user_id != user_id:
+        return REFUSED
+    if row.status == SUBMITTED:
+        raise Conflict(f"assignment {assignment_id} is already submitted")
+    finished_at = row.finished_at
+    if row.status in (LEASED, EXPIRED):
+        finished_at = now
+        _give_back(session, assignment_id, row.task_id, row.status, now)
+    return AssignmentView(
+        assignment_id, row.task_id, SKIPPED, row.leased_at, row.expires_at, finished_at
+    )
+
+
+def _give_back(
+    session: Session, assignment_id: int, task_id: int, status: str, now: datetime
+) -> None:
+    if status == LEASED:
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(n_leased=Task.n_leased - 1, status=status_after(Task.n_submitted))
+        )
+    session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment_id)
+        .values(status=SKIPPED, finished_at=now)
+    )
