@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
 
 from quorum.db.models import Project, Role
-from quorum.domain import assignments
+from quorum.domain import assignments, users
 
 # One question of each kind that reads task data, plus a choice and a free text.
 MIXED_SCHEMA = {
@@ -67,10 +67,17 @@ class Labelled:
         return lease.task.id
 
 
+def token_user(session: Session, name: str, *, admin: bool = False) -> Person:
+    """A user who signs in with an API token only: no password to hash, so tests stay fast."""
+    user = users.create_user(session, f"{name}@example.com", is_admin=admin)
+    _, token = users.create_token(session, user, "test")
+    return Person(user, token)
+
+
 @pytest.fixture
 def labelled(make: Factory, session: Session) -> Labelled:
-    owner = make.person("owner")
-    annotators = [make.person(f"annotator{i}") for i in range(3)]
+    owner = token_user(session, "owner")
+    annotators = [token_user(session, f"annotator{i}") for i in range(3)]
     project = make.project(
         owner, MIXED_SCHEMA, {"overlap": 3}, members={Role.annotator: annotators}
     )

@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from tests.conftest import Factory
-from tests.io.conftest import MIXED_SCHEMA, Labelled, answers, mixed_task, ndjson
+from tests.io.conftest import MIXED_SCHEMA, Labelled, answers, mixed_task, ndjson, token_user
 from typer.testing import CliRunner
 
 from quorum.cli import app as cli
 from quorum.db.models import Annotation, ReviewStatus, Role, Task
 from quorum.db.types import utcnow
-from quorum.domain import export, tasks
+from quorum.domain import export, projects, tasks
 from quorum.domain.errors import Invalid
 from quorum.domain.projects import schema_of
 from quorum.io.export_files import write_export
@@ -189,20 +189,20 @@ def test_csv_is_flat_with_text_as_is_and_json_otherwise(labelled: Labelled) -> N
 
 def test_api_export_is_for_owners(client: TestClient, labelled: Labelled, make: Factory) -> None:
     three_tasks_labelled(labelled)
-    reviewer = make.person("reviewer")
-    from quorum.domain import projects
-
+    reviewer = token_user(labelled.session, "reviewer")
     projects.add_member(labelled.session, labelled.project, reviewer.user.email, Role.reviewer)
     url = f"/api/v1/projects/{labelled.project.id}/export"
     assert client.get(url, headers=labelled.annotators[0].headers).status_code == 403
     assert client.get(url, headers=reviewer.headers).status_code == 403
-    assert client.get(url, headers=make.person("outsider").headers).status_code == 404
+    outsider = token_user(labelled.session, "outsider")
+    assert client.get(url, headers=outsider.headers).status_code == 404
     reply = client.get(url, headers=labelled.owner.headers, params={"method": "mv"})
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/x-ndjson"
     assert len(reply.content.splitlines()) == 3
-    admin = make.person("admin", admin=True)
+    admin = token_user(labelled.session, "admin", admin=True)
     parquet = client.get(url, headers=admin.headers, params={"format": "parquet"})
+    assert parquet.status_code == 200, parquet.text
     assert parquet.headers["content-disposition"].endswith('.parquet"')
     assert pq.read_table(io.BytesIO(parquet.content)).num_rows == 3
 
