@@ -161,6 +161,8 @@ class Task(Base):
             postgresql_where=text("status = 'open'"),
             sqlite_where=text("status = 'open'"),
         ),
+        # Exports and task lists walk a project's tasks in id order.
+        Index("ix_tasks_project_id_id", "project_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
