@@ -73,7 +73,7 @@ def test_one_row_per_task_with_answers_confidence_and_labels(labelled: Labelled)
     assert first["annotations"][0]["answers"]["note"] == "fine"
     assert "note" not in first["annotations"][1]["answers"]  # left out, as submitted
     assert first["annotations"][2]["duration_ms"] == 900
-    assert first["annotations"][0]["submitted_at"].endswith("+00:00")
+    assert first["annotations"][0]["submitted_at"].endswith("Z")
     assert rows[2]["answers"] == dict.fromkeys(first["answers"])  # no labels: all null
     assert rows[2]["gold"] == {"tags": ["z"]}
 

@@ -5,7 +5,8 @@ handed on before the next is read, so a file or an HTTP response grows while mem
 
 - Parquet keeps the nested schema (``answers`` and ``gold`` structs typed per question,
   ``annotations`` a list of structs), one row group per batch, zstd-compressed.
-- JSONL is one JSON object per task, with ``data`` and ``gold`` as objects.
+- JSONL is one JSON object per task, with ``data`` and ``gold`` as objects, times as the API
+  writes them (``2026-11-25T12:00:00.123456Z``).
 - CSV is flat: ``data.<field>``, ``gold.<question>``, ``answer.<question>`` and
   ``confidence.<question>`` columns, ``annotations`` as JSON text; a cell holds text as is and
   anything else as JSON, the same rules the CSV import reads back.
@@ -107,7 +108,7 @@ def jsonl_lines(batch: pa.RecordBatch) -> bytes:
             row["gold"] = _present(row["gold"])
         for annotation in row["annotations"]:
             annotation["answers"] = _present(annotation["answers"])
-        lines.append(orjson.dumps(row))
+        lines.append(orjson.dumps(row, option=orjson.OPT_UTC_Z))
     return b"".join(line + b"\n" for line in lines)
 
 
@@ -191,4 +192,4 @@ def _annotation_cells(batch: pa.RecordBatch) -> pa.Array:
     for annotations in lists:
         for annotation in annotations:
             annotation["answers"] = _present(annotation["answers"])
-    return pa.array([orjson.dumps(a).decode() for a in lists], pa.string())
+    return pa.array([orjson.dumps(a, option=orjson.OPT_UTC_Z).decode() for a in lists], pa.string())
