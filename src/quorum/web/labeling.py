@@ -102,6 +102,7 @@ def task_context(
     left = (lease.assignment.expires_at - utcnow()).total_seconds()
     return {
         "project": project,
+        "kinds": _kinds(project),
         "lease": lease,
         "questions": views(schema, lease.task.data, answers),
         "fields": context_fields(schema, lease.task.data),
@@ -118,7 +119,13 @@ def label_page(
 ) -> Response:
     """The workbench; its script leases the first task at once (a GET never takes a lease)."""
     project = _labeling_project(session, user, project_id)
-    return render(request, "label.html", {"project": project, "lease": None, "started": done})
+    context = {"project": project, "lease": None, "started": done, "kinds": _kinds(project)}
+    return render(request, "label.html", context)
+
+
+def _kinds(project: Project) -> set[str]:
+    """The question kinds of the project, so the keys panel lists only the keys that apply."""
+    return {question.kind for question in schema_of(project).questions}
 
 
 @router.post("/projects/{project_id}/label/next", name="web_label_next")

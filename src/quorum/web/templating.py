@@ -40,6 +40,14 @@ def percent(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
+def sentence(text: str) -> str:
+    """Domain messages are lower-case clauses ("no project 7"); pages show sentences."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text[-1] in ".!?" else ".")
+
+
 def pretty_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
@@ -53,7 +61,7 @@ def _environment() -> Environment:
         auto_reload=False,
     )
     env.globals.update(url=url, static=static)
-    env.filters.update(when=when, percent=percent, pretty_json=pretty_json)
+    env.filters.update(when=when, percent=percent, pretty_json=pretty_json, sentence=sentence)
     return env
 
 
