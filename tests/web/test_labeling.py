@@ -202,3 +202,23 @@ def test_a_finished_assignment_sends_you_on(visit: Visit, make: Factory) -> None
     reply = visitor.get(lease["url"])
     assert reply.status_code == 303 and reply.headers["location"] == f"/projects/{project.id}/label"
     assert "submitted" in visitor.get(reply.headers["location"]).text
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "keys", "keyed"),
+    [
+        (1, 5, {"1": 1, "5": 5}, 5),
+        (0, 9, {"0": 0, "9": 9}, 10),
+        (1, 10, {"1": 1, "9": 9, "0": 10}, 10),
+        (-2, 2, {"1": -2, "5": 2}, 5),
+        (0, 20, {"1": 0, "9": 8}, 9),  # a long scale: the first nine values by position
+    ],
+)
+def test_rating_keys(low: int, high: int, keys: dict[str, int], keyed: int) -> None:
+    from quorum.domain.questions import RatingQuestion
+    from quorum.web.questions import view
+
+    question = RatingQuestion(name="r", kind="rating", min=low, max=high)
+    options = {o.key: o.value for o in view(question, {}).options if o.key is not None}
+    assert {key: options[key] for key in keys} == keys
+    assert len(options) == keyed

@@ -80,7 +80,9 @@ def _rating_options(question: RatingQuestion) -> list[Option]:
     values = list(range(question.min, question.max + 1))
     if question.min >= 0 and question.max <= 9:  # the digit is the rating itself
         return [Option(str(v), v, str(v)) for v in values]
-    return _keyed(values)
+    if question.min >= 1 and question.max == 10:  # 1-10: and 0 for ten, as on a keyboard row
+        return [Option(str(v % 10), v, str(v)) for v in values]
+    return _keyed(values)  # other scales: the n-th value
 
 
 def _text(value: Any) -> str:
