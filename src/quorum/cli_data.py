@@ -14,9 +14,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:  # the commands import their modules when run, so `quorum --help` stays fast
+    from sqlalchemy.orm import Session
+
+    from quorum.db.models import Project
+    from quorum.domain.tasks import Record
+    from quorum.io.export_files import ExportFormat
+    from quorum.io.task_files import Format
 
 # NOTE: the same --db option as quorum.cli's; imported lazily there (cli imports this module).
 DbOption = Annotated[
@@ -28,15 +36,15 @@ DbOption = Annotated[
         show_default=False,
     ),
 ]
-ImportFormat = typer.Option(
-    "--format", help="json, ndjson (or jsonl), csv or parquet; default: from the file name"
-)
 
 
 def import_tasks(
     project: Annotated[int, typer.Argument(help="Project id", min=1)],
     file: Annotated[Path, typer.Argument(help="JSON array, NDJSON, CSV or Parquet file")],
-    format: Annotated[str | None, ImportFormat] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(help="json, ndjson (or jsonl), csv or parquet; default: from the file name"),
+    ] = None,
     on_conflict: Annotated[
         str, typer.Option(help="error, or skip: leave out tasks whose external_id exists")
     ] = "error",
@@ -69,7 +77,9 @@ def import_tasks(
     typer.echo(f"imported {result.created} tasks into project {project}{skipped}")
 
 
-def _records(raw: IO[bytes], fmt: str, project: Any, advance: "Advance") -> Iterator[Any]:
+def _records(
+    raw: IO[bytes], fmt: "Format", project: "Project", advance: "Advance"
+) -> Iterator["Record"]:
     """The file's tasks; progress in bytes read, or in rows for Parquet (read by seeking)."""
     from quorum.domain.projects import schema_of
     from quorum.io.task_files import read_tasks
@@ -78,13 +88,13 @@ def _records(raw: IO[bytes], fmt: str, project: Any, advance: "Advance") -> Iter
     if fmt != "parquet":
         advance.total(os.fstat(raw.fileno()).st_size)
         counted = io.BufferedReader(_Counted(raw, advance), buffer_size=1 << 20)
-        yield from read_tasks(counted, fmt, schema)  # type: ignore[arg-type]
+        yield from read_tasks(counted, fmt, schema)
         return
     import pyarrow.parquet as pq
 
     advance.total(pq.ParquetFile(raw).metadata.num_rows)
     raw.seek(0)
-    for number, record in enumerate(read_tasks(raw, fmt, schema), start=1):  # type: ignore[arg-type]
+    for number, record in enumerate(read_tasks(raw, fmt, schema), start=1):
         if number % 10_000 == 0:
             advance(10_000)
         yield record
@@ -138,7 +148,7 @@ def export_tasks(
     typer.echo(f"exported {written} tasks of project {project} to {out}")
 
 
-def _project(session: Any, project_id: int) -> Any:
+def _project(session: "Session", project_id: int) -> "Project":
     from quorum.db.models import Project
     from quorum.domain.errors import NotFound
 
@@ -148,7 +158,7 @@ def _project(session: Any, project_id: int) -> Any:
     return project
 
 
-def _export_format(out: Path, given: str | None) -> Any:
+def _export_format(out: Path, given: str | None) -> "ExportFormat":
     from quorum.io.export_files import EXPORT_FORMATS
 
     name = given or {

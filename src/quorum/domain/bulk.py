@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from psycopg.copy import LibpqWriter
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
@@ -86,7 +87,11 @@ class TaskWriter:
         if self._stream is None:
             raw = self.connection.connection.driver_connection
             assert raw is not None
-            self._copy = raw.cursor().copy(POSTGRES_COPY)
+            cursor = raw.cursor()
+            # NOTE: psycopg's default writer queues up to 1,024 chunks when Python outruns the
+            # server (hundreds of MB at a million rows); this one waits on the socket instead,
+            # which still lets the server work while Python parses the next batch.
+            self._copy = cursor.copy(POSTGRES_COPY, writer=LibpqWriter(cursor))
             self._stream = self._copy.__enter__()
         head, tail = self._project, self._tail
         text = "".join(
