@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -270,17 +271,41 @@ def copy_rows(cursor: object, table: str, rows: object) -> None:
 
 
 def run(command: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system) and peak memory (MB) of a command."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {err.decode()}")
-    print(out.decode().strip(), file=sys.stderr)
-    cpu = usage.ru_utime + usage.ru_stime
-    return round(seconds, 2), round(cpu, 2), round(usage.ru_maxrss / 1024, 1)
+    """Wall seconds, CPU seconds (user + system) and peak memory (MB) of a command.
+
+    NOTE: peak memory is the child's own ``VmHWM``, polled: ``wait4``'s ``ru_maxrss`` would
+    report this (big) benchmark process's size, which Linux keeps from before ``exec``.
+    """
+    start, peak, before = time.perf_counter(), 0, children_cpu()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        while process.poll() is None:
+            peak = max(peak, high_water_mark(process.pid))
+            time.sleep(0.01)
+        seconds = time.perf_counter() - start
+        log.seek(0)
+        output = log.read().decode()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {output}")
+    print(output.strip(), file=sys.stderr)
+    cpu = children_cpu() - before
+    return round(seconds, 2), round(cpu, 2), round(peak / 2**20, 1)
+
+
+def children_cpu() -> float:
+    """CPU seconds of every child reaped so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def high_water_mark(pid: int) -> int:
+    """Peak resident bytes of a running process (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    kilobytes = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(kilobytes[0]) * 1024 if kilobytes else 0
 
 
 def count_lines(path: Path) -> int:
@@ -311,7 +336,8 @@ def markdown(steps: list[Step], args: argparse.Namespace) -> str:
             "Command: `.venv/bin/python benchmarks/import_export.py --write-results "
             f"--tasks {args.tasks} --labels {args.labels} --method {args.method}`. Each step is "
             "the real `quorum import` / `quorum export --format parquet` in a subprocess: wall "
-            "time with interpreter start, CPU time (user + system) and peak RSS from `wait4`. "
+            "time with interpreter start, CPU time (user + system), and peak memory as the "
+            "process's own high-water mark (`VmHWM`). "
             "The database server's own CPU is not in the CPU column.",
             "",
             "| database | step | rows | wall time (target) | CPU time | peak memory (target) | |",
