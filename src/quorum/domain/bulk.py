@@ -120,7 +120,7 @@ def read_rows(
     postgres = connection.dialect.name == "postgresql"
     # NOTE: a named cursor is PostgreSQL's server-side cursor: without one, psycopg would hold
     # every row in memory before handing out the first.
-    cursor = raw.cursor(name="quorum_read") if postgres else raw.cursor()
+    cursor = raw.cursor(name="quorum_read", binary=True) if postgres else raw.cursor()
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(size):
