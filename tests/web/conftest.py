@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.conftest import Person
+
+from quorum.domain import users
 
 PASSWORD = "password123"  # what tests.conftest.Factory gives everyone
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -22,6 +25,15 @@ def csrf_of(html: str) -> str:
     found = CSRF.search(html)
     assert found, "page without a CSRF token"
     return found.group(1)
+
+
+@pytest.fixture(autouse=True)
+def quick_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its defaults takes about 0.3 s a hash or check on a test machine, and these
+    tests make people and sign them in by the dozen; the pages, not the hash, are under test."""
+    monkeypatch.setattr(
+        users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 class Visitor:
