@@ -224,3 +224,12 @@ def test_bad_inputs_raise_clear_errors(kwargs: dict[str, Any], message: str) -> 
     arrays_ = {k: kwargs.pop(k) for k in ("task", "worker", "label")}
     with pytest.raises(ValueError, match=message):
         DawidSkene().fit(arrays_["task"], arrays_["worker"], arrays_["label"], **kwargs)
+
+
+@pytest.mark.parametrize("method", sorted(ESTIMATORS))
+def test_empty_and_one_class_crowds(method: str) -> None:
+    empty = np.zeros(0, dtype=np.intp)
+    assert ESTIMATORS[method]().fit(empty, empty, empty).labels_.size == 0
+    fitted = ESTIMATORS[method]().fit([0, 0, 1], [0, 1, 0], [0, 0, 0])
+    assert fitted.labels_.tolist() == [0, 0]
+    np.testing.assert_allclose(fitted.probas_, 1.0)

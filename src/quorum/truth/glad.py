@@ -100,7 +100,7 @@ class GLAD:
         params = np.ones(crowd.n_workers + crowd.n_tasks)
         self.probas_ = self._e_step(crowd, params)
         loss, self.loss_history_, self.converged_, self.n_iter_ = -np.inf, [], False, 0
-        while self.n_iter_ < self.max_iter and not self.converged_:
+        while self.n_iter_ < self.max_iter and not self.converged_ and crowd.n_labels:
             self.n_iter_ += 1
             self.probas_ = self._e_step(crowd, params)
             params = self._m_step(crowd, params)
