@@ -130,7 +130,7 @@ def aggregate(
     else:
         accuracy = "" if result["accuracy"] is None else f", accuracy {result['accuracy']:.4f}"
         typer.echo(
-            f"{method}: {result['tasks']} tasks, {result['workers']} workers, "
+            f"{result['chosen']}: {result['tasks']} tasks, {result['workers']} workers, "
             f"{result['labels']} labels in {result['seconds']:.3f} s{accuracy}",
             err=True,
         )
@@ -159,8 +159,9 @@ def _aggregate(
     fit_gold = gold if method == "auto" else None
     estimator.fit(data.task, data.worker, data.label, gold=fit_gold, n_classes=data.n_classes)
     seconds = time.perf_counter() - started
-    probas, accuracy = estimator.probas_, None
+    probas, accuracy, chosen = estimator.probas_, None, method
     if isinstance(estimator, Auto):
+        chosen = f"auto (chose {estimator.method_})"
         probas = apply_temperature(probas, estimator.temperature_)
         probas[has_gold] = estimator.probas_[has_gold]  # clamped to the gold
         accuracy = estimator.cv_accuracy_ if np.isfinite(estimator.cv_accuracy_) else None
@@ -170,6 +171,7 @@ def _aggregate(
         probas = apply_temperature(probas, fit_temperature(probas[has_gold], truth))
     return {
         "method": method,
+        "chosen": chosen,
         "tasks": data.n_tasks,
         "workers": data.n_workers,
         "labels": len(table),
