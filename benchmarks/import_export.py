@@ -68,6 +68,7 @@ class Step:
 
 def main() -> None:
     args = parse_args()
+    load_at_start = os.getloadavg()[0]
     work = Path(args.workdir or tempfile.mkdtemp(prefix="quorum-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     tasks_file = work / "tasks.ndjson"
@@ -77,7 +78,7 @@ def main() -> None:
         url = fresh_database(name, work, args.postgres_url)
         steps += bench(name, url, tasks_file, args, work)
     print(json.dumps([asdict(s) for s in steps], indent=2))
-    report = markdown(steps, args)
+    report = markdown(steps, args, (load_at_start, os.getloadavg()[0]))
     print(report)
     if args.write_results:
         record(report)
@@ -318,7 +319,7 @@ def count_labels(path: Path) -> int:
     return int(table.column("n_labels").to_numpy().sum())
 
 
-def markdown(steps: list[Step], args: argparse.Namespace) -> str:
+def markdown(steps: list[Step], args: argparse.Namespace, load: tuple[float, float]) -> str:
     rows = [
         f"| {s.database} | {s.step} | {s.rows:,} | {s.seconds:.1f} s (< {s.target:.0f} s) | "
         f"{s.cpu_seconds:.1f} s | {s.peak_mb:,.0f} MB (< {MEMORY_TARGET_MB} MB) | "
@@ -329,9 +330,9 @@ def markdown(steps: list[Step], args: argparse.Namespace) -> str:
         [
             SECTION,
             "",
-            f"Machine: {machine()}. Measured {datetime.now(UTC):%Y-%m-%d}; load average "
-            f"{os.getloadavg()[2]:.1f} over the last 15 minutes (other work on the machine slows "
-            "wall time, not CPU time).",
+            f"Machine: {machine()}. Measured {datetime.now(UTC):%Y-%m-%d}; one-minute load average "
+            f"{load[0]:.1f} at the start and {load[1]:.1f} at the end (other work on the machine "
+            "slows wall time, not CPU time).",
             "",
             "Command: `.venv/bin/python benchmarks/import_export.py --write-results "
             f"--tasks {args.tasks} --labels {args.labels} --method {args.method}`. Each step is "
