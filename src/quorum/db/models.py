@@ -5,7 +5,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Enum,
     ForeignKey,
     Index,
@@ -309,4 +311,100 @@ class SignInFailure(Base):
     # SHA-256 of the normalised email: the emails strangers try are not worth keeping.
     email_hash: Mapped[str] = mapped_column(String(64))
     ip: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Vendor(Base):
+    """An outside labelling vendor whose delivery for a project is audited (docs/audits.md)."""
+
+    __tablename__ = "vendors"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    price_cents_per_label: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VendorLabel(Base):
+    """A vendor's answers for one task; kept apart from annotations, so they never enter the
+    aggregate they are measured against."""
+
+    __tablename__ = "vendor_labels"
+    __table_args__ = (UniqueConstraint("vendor_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id", ondelete="CASCADE"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    answers: Mapped[dict[str, Any]] = mapped_column(Json)
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditSample(Base):
+    """A vendor label drawn for experts to check, in the stratum of the class the vendor gave."""
+
+    __tablename__ = "audit_samples"
+    __table_args__ = (UniqueConstraint("vendor_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id", ondelete="CASCADE"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(String(64))
+    # The vendor's answer to ``question`` as canonical JSON: the stratum the label was drawn in.
+    stratum: Mapped[str] = mapped_column(String(500))
+    drawn_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerKind(enum.StrEnum):
+    earning = "earning"  # a label's pay, from the project's budget
+    hold = "hold"  # the label went to review: its pay waits
+    release = "release"  # review accepted (or corrected) it: its pay is due
+    reversal = "reversal"  # review rejected it: its pay goes back to the budget
+    reinstatement = "reinstatement"  # a later review accepted a label rejected before
+    bonus = "bonus"
+    adjustment = "adjustment"
+    payout = "payout"
+
+
+class Account(enum.StrEnum):
+    """Where money sits: the project's ``budget`` (spent money leaves it), and per annotator
+    ``pending`` (waiting for review), ``payable`` (due at the next payout) and ``paid``."""
+
+    budget = "budget"
+    pending = "pending"
+    payable = "payable"
+    paid = "paid"
+
+
+class LedgerEntry(Base):
+    """One movement of ``amount_cents`` from one account to another; rows are never changed
+    or deleted (database triggers refuse it), so the ledger is its own audit trail."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="positive_amount"),
+        CheckConstraint("source <> target", name="moves_money"),
+        # A label earns once; a concurrent second posting of the same earning fails here.
+        Index(
+            "uq_ledger_entries_earning",
+            "annotation_id",
+            unique=True,
+            postgresql_where=text("kind = 'earning'"),
+            sqlite_where=text("kind = 'earning'"),
+        ),
+        Index("ix_ledger_entries_project_id_kind", "project_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind, "ledger_kind"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"), index=True)
+    source: Mapped[Account] = mapped_column(_enum(Account, "ledger_account_source"))
+    target: Mapped[Account] = mapped_column(_enum(Account, "ledger_account_target"))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    period: Mapped[str | None] = mapped_column(String(32), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
