@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from quorum.cli_audit import audit_app
 from quorum.cli_data import export_tasks, import_tasks
 from quorum.cli_truth import aggregate, agreement
 from quorum.config import Settings
@@ -36,6 +37,7 @@ project_app = typer.Typer(no_args_is_help=True, help="Manage projects.")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(project_app, name="project")
+app.add_typer(audit_app, name="audit")
 app.command()(aggregate)
 app.command()(agreement)
 app.command("import")(import_tasks)

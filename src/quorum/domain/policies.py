@@ -80,3 +80,26 @@ def can_manage_users() -> Check:
 
 def can_manage_tokens_of(owner: User) -> Check:
     return lambda user: user.is_admin or user.id == owner.id
+
+
+# Vendor audits and money (docs/audits.md, docs/payments.md).
+
+
+def can_audit(role: Role | None) -> Check:
+    """Import vendor deliveries, draw audit samples, read audit reports: owners, admins."""
+    return can_manage_project(role)
+
+
+def can_see_spend(role: Role | None) -> Check:
+    """A project's spend, budget and the ledger entries charged to it: owners, admins."""
+    return can_manage_project(role)
+
+
+def can_grant_money() -> Check:
+    """Bonuses, adjustments and payouts move money between people: admins only."""
+    return is_admin()
+
+
+def can_see_statement_of(annotator: User) -> Check:
+    """Annotators see their own statement; admins see anyone's."""
+    return lambda user: user.is_admin or user.id == annotator.id
