@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import orjson
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from quorum.db.types import dumps_json
 
 T = TypeVar("T")
+TUPLES_OK = ExecStatus.TUPLES_OK
 Rows = list[tuple[Any, ...]]
 # How often a flow is run again after losing a race on a unique key.
 FLOW_ATTEMPTS = 3
@@ -145,15 +147,21 @@ async def run_flow_async(pool: AsyncConnectionPool, start: Callable[[], Flow[T]]
 
 
 async def _drive_async(connection: psycopg.AsyncConnection[Any], flow: Flow[T]) -> T:
+    # NOTE: one cursor for the whole flow, and rows told from no rows by the result status:
+    # a new cursor per statement and ``cursor.description`` cost more than a statement's wait.
+    cursor = connection.cursor()
     try:
         statement = next(flow)
         while True:
-            cursor = await connection.execute(statement.sql, statement.params)
-            rows = await cursor.fetchall() if cursor.description else []
-            statement = flow.send(rows)
+            await cursor.execute(statement.sql, statement.params)
+            result = cursor.pgresult
+            has_rows = result is not None and result.status == TUPLES_OK
+            statement = flow.send(await cursor.fetchall() if has_rows else [])
     except StopIteration as stop:
         value: T = stop.value
         return value
+    finally:
+        await cursor.close()
 
 
 def _psycopg_conninfo(engine: Engine) -> str:

@@ -14,6 +14,7 @@ statement loses a race on a unique key (two concurrent leases of one annotator).
 Why a slot is never handed out twice and why the locks cannot deadlock: docs/assignment.md.
 """
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,7 +60,7 @@ from quorum.db.models import (
     Task,
     User,
 )
-from quorum.domain.errors import Conflict
+from quorum.domain.errors import Conflict, Invalid
 from quorum.domain.lease_rules import (
     EXPIRED,
     LEASE_ORDER,
@@ -79,6 +80,7 @@ from quorum.domain.lease_rules import (
     slot_free,
     slot_taken,
 )
+from quorum.domain.questions import QuestionSchema
 from quorum.domain.task_status import status_after
 
 # Expired leases freed by one call; the next call frees the rest.
@@ -317,12 +319,15 @@ def _reclaim(_: bool) -> ClauseElement:
     )
 
 
-def lease(project_id: int, who: Who, now: datetime) -> Flow[LeaseView | Refused | None]:
+def lease(
+    project_id: int, who: Who, now: datetime, hints: "Hints | None" = None
+) -> Flow[LeaseView | Refused | None]:
     """The caller's live lease in the project, a new one, None when nothing is due, or REFUSED.
 
     Expired leases of the project are reclaimed first and the lease asked again, so an expired
     lease frees its slot without any background process.
     """
+    hints = hints or HINTS
     check_expired = True
     while True:
         rows = yield _statement(
@@ -335,6 +340,7 @@ def lease(project_id: int, who: Who, now: datetime) -> Flow[LeaseView | Refused 
         if touch is not None:
             yield touch
         if assignment_id is not None:
+            hints.leased(assignment_id, project_id)
             return LeaseView(assignment_id, task_id, data, expires_at.astimezone(UTC))
         if not (expired_waiting and check_expired):
             return None
@@ -354,6 +360,8 @@ def _read_assignment(by_token: bool) -> ClauseElement:
             me.c.used_at,
             Assignment.status,
             Assignment.task_id,
+            Assignment.project_id,
+            Project.updated_at,
             cast(Project.schema, Text),
             IdempotencyRecord.request_hash,
             IdempotencyRecord.response,
@@ -383,22 +391,49 @@ def _annotation(_: bool) -> ClauseElement:
     ).where(Annotation.id == bindparam("annotation_id", type_=BigInteger))
 
 
-def _write_submission(_: bool) -> ClauseElement:
-    """Turn the lease into a label in one statement; nothing happens unless the assignment is
-    still the caller's open lease and its task still has the slot.
-
-    NOTE: locks the assignment, then its task: the order every writer of the loop follows.
-    """
+def _write_after_read(_: bool) -> ClauseElement:
+    """The label, once the assignment was read and the answers checked (see ``_write``)."""
     target = (
-        select(Assignment.id, Assignment.task_id, Assignment.status)
-        .where(
-            Assignment.id == ASSIGNMENT,
-            Assignment.user_id == USER,
-            _open(Assignment.status),
-        )
+        select(Assignment.id, Assignment.task_id, Assignment.status, Assignment.user_id)
+        .where(Assignment.id == ASSIGNMENT, Assignment.user_id == USER, _open(Assignment.status))
         .with_for_update(key_share=True)
         .cte("target")
     )
+    return _write(target, select(null().label("used_at")).cte("me"))
+
+
+def _write_known(by_token: bool) -> ClauseElement:
+    """The label in one statement, when this process knows the assignment's project and its
+    schema (``Hints``): the statement checks the caller, the holder, the project and the
+    schema version itself, and changes nothing when any of them is not as expected."""
+    me = _user(by_token)
+    version = bindparam("version", type_=Project.updated_at.type)
+    unchanged = exists().where(Project.id == Assignment.project_id, Project.updated_at == version)
+    keyed = exists().where(IdempotencyRecord.user_id == me.c.user_id, IdempotencyRecord.key == KEY)
+    target = (
+        select(Assignment.id, Assignment.task_id, Assignment.status, Assignment.user_id)
+        .join(me, Assignment.user_id == me.c.user_id)
+        .where(
+            Assignment.id == ASSIGNMENT,
+            Assignment.project_id == PROJECT,
+            _open(Assignment.status),
+            unchanged,
+            ~keyed,
+        )
+        .with_for_update(key_share=True, of=Assignment)
+        .cte("target")
+    )
+    return _write(target, me)
+
+
+def _write(target: CTE, me: CTE) -> ClauseElement:
+    """Turn the ``target`` lease into a label in one statement; nothing happens unless its task
+    still has the slot. Returns the caller's token use, the target's status and the label id.
+
+    NOTE: the target assignment is locked, then its task: the order every writer follows. A
+    concurrent use of the same Idempotency-Key fails this statement on the unique key, and the
+    flow runs again (reading first, so it replays or refuses).
+    """
     slot = (
         update(Task)
         .where(Task.id == target.c.task_id, slot_free(target.c.status))
@@ -414,7 +449,7 @@ def _write_submission(_: bool) -> ClauseElement:
         update(Assignment)
         .where(Assignment.id == target.c.id, Assignment.task_id == slot.c.id)
         .values(status=SUBMITTED, finished_at=NOW)
-        .returning(Assignment.id, Assignment.project_id, Assignment.task_id)
+        .returning(Assignment.id, Assignment.project_id, Assignment.task_id, Assignment.user_id)
         .cte("done")
     )
     columns = ["assignment_id", "project_id", "task_id", "user_id", "answers", "duration_ms"]
@@ -426,14 +461,14 @@ def _write_submission(_: bool) -> ClauseElement:
                 done.c.id,
                 done.c.project_id,
                 done.c.task_id,
-                USER,
+                done.c.user_id,
                 bindparam("answers", type_=Annotation.answers.type),
                 bindparam("duration_ms", type_=Integer),
                 NOW,
             ),
             include_defaults=False,
         )
-        .returning(Annotation.id)
+        .returning(Annotation.id, Annotation.user_id)
         .cte("saved")
     )
     remembered = (
@@ -441,7 +476,7 @@ def _write_submission(_: bool) -> ClauseElement:
         .from_select(
             ["user_id", "key", "request_hash", "status_code", "response", "created_at"],
             select(
-                USER,
+                saved.c.user_id,
                 KEY,
                 bindparam("request_hash", type_=Text),
                 literal(200),
@@ -453,27 +488,104 @@ def _write_submission(_: bool) -> ClauseElement:
         .cte("remembered")
     )
     return (
-        select(target.c.status, saved.c.id)
-        .select_from(target)
+        select(me.c.used_at, target.c.status, saved.c.id, target.c.task_id)
+        .select_from(me)
+        .outerjoin(target, true())
         .outerjoin(saved, true())
         .add_cte(remembered)
     )
 
 
+class Hints:
+    """What this process learnt that lets a submit skip reading: the project of the leases it
+    handed out, and the schema (and its version) of projects it saw. Only hints: the statement
+    that uses them checks them, and a stale one just costs the usual read."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self.projects: OrderedDict[int, int] = OrderedDict()  # assignment -> project
+        self.schemas: dict[int, tuple[datetime, str]] = {}  # project -> (version, schema)
+
+    def leased(self, assignment_id: int, project_id: int) -> None:
+        self.projects[assignment_id] = project_id
+        if len(self.projects) > self.size:
+            self.projects.popitem(last=False)
+
+    def learnt(self, project_id: int, version: datetime, schema_text: str) -> None:
+        self.schemas[project_id] = (version, schema_text)
+
+    def known(self, assignment_id: int) -> tuple[int, datetime, QuestionSchema] | None:
+        """The project, schema version and schema of the assignment, if this process knows."""
+        project_id = self.projects.pop(assignment_id, None)
+        found = self.schemas.get(project_id) if project_id is not None else None
+        if project_id is None or found is None:
+            return None
+        schema = schema_from_text(found[1])
+        return None if reads_task_data(schema) else (project_id, found[0], schema)
+
+
+HINTS = Hints()
+
+
 def submit(
-    assignment_id: int, who: Who, submission: Submission, now: datetime
+    assignment_id: int, who: Who, submission: Submission, now: datetime, hints: Hints = HINTS
 ) -> Flow[SubmissionView | Refused]:
-    """Record the holder's answers exactly once; with a key, a retry replays the first reply."""
+    """Record the holder's answers exactly once; with a key, a retry replays the first reply.
+
+    In one statement when this process knows the assignment's project and schema (it leased
+    it); otherwise, or when that statement changed nothing, by reading the assignment first.
+    """
+    fields = {
+        "assignment_id": assignment_id,
+        "now": now,
+        "duration_ms": submission.duration_ms,
+        "key": submission.key,
+        "request_hash": submission.digest if submission.key is not None else None,
+    }
+    known = hints.known(assignment_id)
+    clean = _checked(submission, known[2]) if known is not None else None
+    if known is not None and clean is not None:
+        project = {"project_id": known[0], "version": known[1], "answers": Jsonb(clean)}
+        rows = yield _statement(_write_known, who, **fields, **project)
+        if rows and rows[0][1] is not None:  # else: not as the hints said; read it all
+            used_at, _, annotation_id, task_id = rows[0]
+            touch = _touch(who, used_at, now)
+            if touch is not None:
+                yield touch
+            if annotation_id is None:
+                raise slot_taken(task_id)
+            return SubmissionView(
+                annotation_id, assignment_id, task_id, clean, submission.duration_ms, now
+            )
+    return (yield from _read_then_write(submission, who, fields, now, hints))
+
+
+def _checked(submission: Submission, schema: QuestionSchema) -> dict[str, Any] | None:
+    """Valid answers, or None: invalid ones are reported by the slower path, after it has
+    checked that the caller may submit at all."""
+    try:
+        return submission.validated(schema, {})
+    except Invalid:
+        return None
+
+
+def _read_then_write(
+    submission: Submission, who: Who, fields: dict[str, Any], now: datetime, hints: Hints
+) -> Flow[SubmissionView | Refused]:
+    assignment_id = submission.assignment_id
     for _ in range(SUBMIT_ATTEMPTS):
         ids = {"assignment_id": assignment_id, "key": submission.key}
         rows = yield _statement(_read_assignment, who, **ids)
         if not rows:
             return REFUSED
-        user_id, used_at, status, task_id, schema_text, recorded_hash, response = rows[0]
+        user_id, used_at, status, task_id, project_id, version, schema_text, recorded, response = (
+            rows[0]
+        )
+        hints.learnt(project_id, version, schema_text)
         touch = _touch(who, used_at, now)
         if touch is not None:
             yield touch
-        if submission.is_replay(recorded_hash):
+        if submission.is_replay(recorded):
             found = yield _statement(_annotation, who, annotation_id=response["annotation_id"])
             return replayed(found)
         refuse_finished(assignment_id, status)
@@ -483,20 +595,13 @@ def submit(
             data = (yield _statement(_task_data, who, task_id=task_id))[0][0]
         clean = submission.validated(schema, data)
         written = yield _statement(
-            _write_submission,
-            who,
-            **ids,
-            user_id=user_id,
-            now=now,
-            answers=Jsonb(clean),
-            duration_ms=submission.duration_ms,
-            request_hash=submission.digest,
+            _write_after_read, who, **fields, user_id=user_id, answers=Jsonb(clean)
         )
-        if not written:
+        _, target_status, annotation_id, _ = written[0]
+        if target_status is None:
             continue  # the assignment changed since it was read: read it again
-        if written[0][1] is None:
+        if annotation_id is None:
             raise slot_taken(task_id)
-        annotation_id = written[0][1]
         return SubmissionView(
             annotation_id, assignment_id, task_id, clean, submission.duration_ms, now
         )
