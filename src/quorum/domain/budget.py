@@ -1,0 +1,158 @@
+"""Project budgets: ``next`` hands out no work that would take the project past ``budget_cents``.
+
+Work is committed when it is leased: a project has committed the labels it got (those not
+rejected in review) plus its live leases, at ``pay_per_task_cents`` each. :func:`admit_lease`,
+called by the lease before it chooses a task, admits a new lease only while one more would
+still fit, so the labels a budget pays for are exactly ``budget_cents // pay_per_task_cents``
+when the annotators use their leases (an expired or skipped lease gives its share back).
+
+Concurrency: the check and the lease must be one step, or two annotators could both take the
+last share. In a project with a budget the lease therefore first locks the project's row (FOR
+NO KEY UPDATE, the lock imports take, which foreign-key checks of new rows do not wait for),
+then counts, then leases, and the lock lasts until the lease commits; the next lease counts
+after it. On SQLite the lease's write transaction serialises it already. A project without a
+budget (or that pays nothing) takes no lock: its leases run as concurrently as ever.
+
+Lock order: project, then (in the lease) the chosen task; nothing that holds a task or an
+assignment lock waits for a project row, so this cannot deadlock.
+
+Bonuses and adjustments are spend (``quorum.domain.ledger``) but do not stop work: the budget
+caps what labelling commits. A label submitted late on an expired lease whose slot was still
+free also commits pay without a lease; it is the one way past the budget, by at most the leases
+that expired.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from quorum.db.models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    Project,
+    ReviewStatus,
+    Task,
+    TaskStatus,
+)
+from quorum.db.types import utcnow
+from quorum.domain.ledger import project_spend
+
+RECENT = timedelta(days=7)
+
+
+def _limits(policy: dict[str, Any]) -> tuple[int, int] | None:
+    """``(budget_cents, pay_per_task_cents)`` when the policy caps spend, else None."""
+    budget, rate = policy.get("budget_cents"), int(policy.get("pay_per_task_cents") or 0)
+    return None if budget is None or rate == 0 else (int(budget), rate)
+
+
+def admit_lease(session: Session, project_id: int, user_id: int, now: datetime) -> bool:
+    """Whether ``user_id`` may lease a task of the project now: always without a budget; with
+    one, while the committed work plus one more task fits. Call it in the lease's transaction,
+    before the lease; with a budget it locks the project's row until that transaction ends."""
+    policy = session.scalar(select(Project.policy).where(Project.id == project_id))
+    if policy is None or _limits(policy) is None:
+        return True
+    locked = select(Project.policy).where(Project.id == project_id)
+    policy = session.scalar(locked.with_for_update(key_share=True))  # re-read under the lock
+    limits = _limits(policy or {})
+    if limits is None or _holds_live_lease(session, project_id, user_id, now):
+        return True  # a held lease is handed back, and was counted when it was taken
+    budget, rate = limits
+    labels, leases = committed_work(session, project_id, now)
+    return (labels + leases + 1) * rate <= budget
+
+
+def _holds_live_lease(session: Session, project_id: int, user_id: int, now: datetime) -> bool:
+    query = select(Assignment.id).where(
+        Assignment.project_id == project_id,
+        Assignment.user_id == user_id,
+        Assignment.status == AssignmentStatus.leased,
+        Assignment.expires_at > now,
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def committed_work(session: Session, project_id: int, now: datetime) -> tuple[int, int]:
+    """The project's labels not rejected in review, and its live leases."""
+    labels = select(func.count()).where(
+        Annotation.project_id == project_id, Annotation.review_status != ReviewStatus.rejected
+    )
+    leases = select(func.count()).where(
+        Assignment.project_id == project_id,
+        Assignment.status == AssignmentStatus.leased,
+        Assignment.expires_at > now,
+    )
+    return int(session.scalar(labels) or 0), int(session.scalar(leases) or 0)
+
+
+@dataclass(frozen=True)
+class Spend:
+    """A project's money: what it spent (the ledger), committed (labels and leases at the
+    rate), still needs to finish, and what one label costs."""
+
+    budget_cents: int | None
+    pay_per_task_cents: int
+    spent_cents: int
+    committed_cents: int
+    labels: int
+    live_leases: int
+    labels_to_finish: int
+    forecast_cents: int  # spent, plus the labels still to finish at the rate
+    labels_last_week: int
+
+    @property
+    def cost_per_label_cents(self) -> float | None:
+        return self.spent_cents / self.labels if self.labels else None
+
+    @property
+    def left_cents(self) -> int | None:
+        return None if self.budget_cents is None else self.budget_cents - self.committed_cents
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget_cents is not None and self.forecast_cents > self.budget_cents
+
+    @property
+    def days_to_finish(self) -> float | None:
+        """At last week's pace; None when nothing was labelled last week."""
+        if not self.labels_to_finish:
+            return 0.0
+        per_day = self.labels_last_week / RECENT.days
+        return self.labels_to_finish / per_day if per_day else None
+
+
+def spend(session: Session, project: Project, *, now: datetime | None = None) -> Spend:
+    now = now or utcnow()
+    rate = int(project.policy.get("pay_per_task_cents") or 0)
+    labels, leases = committed_work(session, project.id, now)
+    missing = func.sum(
+        case((Task.overlap > Task.n_submitted, Task.overlap - Task.n_submitted), else_=0)
+    )
+    to_finish = session.scalar(
+        select(func.coalesce(missing, 0)).where(
+            Task.project_id == project.id, Task.status == TaskStatus.open
+        )
+    )
+    recent = session.scalar(
+        select(func.count()).where(
+            Annotation.project_id == project.id, Annotation.submitted_at >= now - RECENT
+        )
+    )
+    spent = project_spend(session, project.id)
+    budget = project.policy.get("budget_cents")
+    return Spend(
+        budget_cents=None if budget is None else int(budget),
+        pay_per_task_cents=rate,
+        spent_cents=spent,
+        committed_cents=(labels + leases) * rate,
+        labels=labels,
+        live_leases=leases,
+        labels_to_finish=int(to_finish or 0),
+        forecast_cents=spent + int(to_finish or 0) * rate,
+        labels_last_week=int(recent or 0),
+    )

@@ -1,0 +1,106 @@
+"""Fixtures for payments and budgets: paying projects, labels through the real lease path, and
+scratch databases whose commits are real (for the concurrency tests)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.orm import Session
+from tests.conftest import POSTGRES_URL, Factory, Person
+
+from quorum.db.engine import make_engine, normalize_url
+from quorum.db.migrate import upgrade
+from quorum.db.models import Annotation, Project, Role
+from quorum.domain import assignments, budget, ledger, users
+
+
+@pytest.fixture(autouse=True)
+def quick_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The factory gives everyone a password; Argon2 at its defaults takes 0.3 s a hash, and
+    the property test makes people by the dozen. Money, not hashing, is under test here."""
+    monkeypatch.setattr(
+        users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+CHOICE = {"questions": [{"name": "label", "kind": "choice", "options": ["yes", "no"]}]}
+
+
+def lease_within_budget(
+    session: Session, project: Project, person: Person, now: datetime
+) -> int | None:
+    """What ``assignments.lease`` does once budgets are wired in: admit, then lease, in one
+    transaction. Returns the assignment id, or None when nothing is due (or affordable)."""
+    if not budget.admit_lease(session, project.id, person.user.id, now):
+        session.commit()
+        return None
+    view = assignments.lease_view(session, project.id, person.user.id, now)
+    session.commit()
+    return None if view is None else view.assignment_id
+
+
+def submit_and_record(
+    session: Session, assignment_id: int, person: Person, now: datetime, answer: str = "yes"
+) -> Annotation:
+    """What ``assignments.submit`` does once the ledger is wired in: label, then earn."""
+    annotation = assignments.submit(session, assignment_id, person.user, {"label": answer}, now=now)
+    ledger.record_label(session, annotation.id, now=now)
+    session.commit()
+    return annotation
+
+
+@dataclass
+class Paying:
+    project: Project
+    owner: Person
+    annotators: list[Person]
+    reviewer: Person
+
+
+def paying_project(
+    make: Factory, *, tasks: int, annotators: int = 2, policy: dict[str, Any] | None = None
+) -> Paying:
+    owner, reviewer = make.person("owner"), make.person("reviewer")
+    people = [make.person("annotator") for _ in range(annotators)]
+    project = make.project(
+        owner,
+        CHOICE,
+        {"pay_per_task_cents": 25, **(policy or {})},
+        members={Role.annotator: people, Role.reviewer: [reviewer]},
+    )
+    make.tasks(project, [{"data": {"n": i}} for i in range(tasks)])
+    return Paying(project, owner, people, reviewer)
+
+
+@pytest.fixture
+def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database whose commits are real: SQLite, and PostgreSQL when set."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/money.db"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    if POSTGRES_URL is None:
+        pytest.skip("QUORUM_TEST_POSTGRES_URL is not set")
+    base = make_url(normalize_url(POSTGRES_URL))
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "master")
+    name = f"{base.database}_money_{worker}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

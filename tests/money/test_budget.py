@@ -1,0 +1,146 @@
+"""Budgets: work stops exactly where the budget ends, however many annotators ask at once."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from tests.conftest import Factory
+from tests.money.conftest import (
+    CHOICE,
+    lease_within_budget,
+    paying_project,
+    submit_and_record,
+)
+
+from quorum.db.engine import Database, make_engine
+from quorum.db.models import Annotation, Project, Role, User
+from quorum.domain import assignments, budget, projects, users
+from quorum.domain.tasks import Record, import_tasks
+
+NOW = datetime(2030, 5, 1, tzinfo=UTC)
+
+
+def test_leases_stop_where_the_budget_ends(session: Session, make: Factory) -> None:
+    world = paying_project(make, tasks=10, annotators=4, policy={"budget_cents": 75})  # 3 labels
+    a, b, c, d = world.annotators
+    held = [lease_within_budget(session, world.project, p, NOW) for p in (a, b, c)]
+    assert None not in held
+    assert lease_within_budget(session, world.project, d, NOW) is None  # 3 live leases: full
+    assert lease_within_budget(session, world.project, a, NOW) == held[0]  # a holder gets theirs
+    assignments.skip(session, held[2], c.user, now=NOW)  # a skip gives its share back
+    given_back = lease_within_budget(session, world.project, d, NOW)
+    assert given_back is not None
+    submit_and_record(session, held[0], a, NOW)
+    submit_and_record(session, given_back, d, NOW)
+    assert lease_within_budget(session, world.project, a, NOW) is None
+    later = NOW + timedelta(hours=1)  # b's lease expired: its share is free again
+    assert lease_within_budget(session, world.project, c, later) is not None
+    figures = budget.spend(session, world.project, now=later)
+    assert (figures.labels, figures.live_leases, figures.committed_cents) == (2, 1, 75)
+    assert figures.spent_cents == 50 and figures.cost_per_label_cents == 25
+    assert figures.left_cents == 0 and figures.labels_to_finish == 8
+    assert figures.forecast_cents == 50 + 8 * 25 and figures.over_budget
+
+
+def test_no_budget_or_no_pay_never_limits(session: Session, make: Factory) -> None:
+    free = paying_project(
+        make, tasks=3, annotators=3, policy={"pay_per_task_cents": 0, "budget_cents": 0}
+    )
+    open_ended = paying_project(make, tasks=3, annotators=3)
+    for world in (free, open_ended):
+        assert all(lease_within_budget(session, world.project, p, NOW) for p in world.annotators)
+
+
+@pytest.mark.parametrize("scratch_url", ["postgresql"], indirect=True)
+def test_only_projects_with_a_budget_take_the_project_lock(scratch_url: str) -> None:
+    """Another transaction holds the project's row; a budgeted lease waits for it (here: times
+    out), an unbudgeted one does not touch it."""
+    engine = make_engine(scratch_url)
+    database = Database(engine)
+    with database.session(write=True) as session:
+        owner = users.create_user(session, "o@example.com")
+        limited = projects.create(
+            session,
+            owner,
+            name="b",
+            schema=CHOICE,
+            policy={"pay_per_task_cents": 5, "budget_cents": 50},
+        )
+        unlimited = projects.create(
+            session, owner, name="u", schema=CHOICE, policy={"pay_per_task_cents": 5}
+        )
+        ids = (limited.id, unlimited.id, owner.id)
+    with engine.connect() as holder:
+        holder.execute(text("SELECT id FROM projects FOR NO KEY UPDATE"))
+        with database.session(write=True) as session:
+            session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            assert budget.admit_lease(session, ids[1], ids[2], NOW)
+            with pytest.raises(OperationalError, match="lock timeout"):
+                budget.admit_lease(session, ids[0], ids[2], NOW)
+        holder.rollback()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("scratch_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_budget_stops_work_exactly_under_concurrent_annotators(scratch_url: str) -> None:
+    """Twelve annotators lease and submit as fast as they can on committed transactions; the
+    project can pay for 37 labels, and gets exactly 37, with no lease ever past the budget."""
+    rate, affordable, n_annotators = 27, 37, 12
+    engine = make_engine(scratch_url, pool_size=n_annotators + 2)
+    database = Database(engine)
+    with database.session(write=True) as session:
+        owner = users.create_user(session, "owner@example.com")
+        policy = {"pay_per_task_cents": rate, "budget_cents": rate * affordable + rate - 1}
+        project = projects.create(session, owner, name="tight", schema=CHOICE, policy=policy)
+        people = [users.create_user(session, f"a{i}@example.com") for i in range(n_annotators)]
+        for person in people:
+            projects.add_member(session, project, person.email, Role.annotator)
+        import_tasks(session, project, [Record(i, {"data": {"n": i}}) for i in range(200)])
+        project_id, user_ids = project.id, [p.id for p in people]
+    start = threading.Barrier(n_annotators)
+    errors: list[BaseException] = []
+
+    def annotate(user_id: int) -> None:
+        try:
+            start.wait()
+            while _lease_and_label(database, project_id, user_id):
+                pass
+        except BaseException as error:  # reported below: a thread cannot fail the test itself
+            errors.append(error)
+
+    threads = [threading.Thread(target=annotate, args=(u,)) for u in user_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    with database.session() as session:
+        labels = session.scalar(select(func.count()).where(Annotation.project_id == project_id))
+        assert labels == affordable
+    engine.dispose()
+
+
+def _lease_and_label(database: Database, project_id: int, user_id: int) -> bool:
+    """One annotator's turn: a lease within budget, then its label; False when none is due."""
+    now = datetime.now(UTC)
+    with database.session(write=True) as session:
+        project = session.get(Project, project_id)
+        user = session.get(User, user_id)
+        assert project is not None and user is not None
+        if not budget.admit_lease(session, project_id, user_id, now):
+            session.commit()
+            return False
+        view = assignments.lease_view(session, project_id, user_id, now)
+        session.commit()
+        if view is None:
+            return False
+        # The committed work (labels and live leases) must never pass the budget.
+        labels, leases = budget.committed_work(session, project_id, now)
+        assert (labels + leases) * project.policy["pay_per_task_cents"] <= project.policy[
+            "budget_cents"
+        ]
+        assignments.submit(session, view.assignment_id, user, {"label": "yes"}, now=now)
+    return True
