@@ -45,6 +45,7 @@ from quorum.db.models import (
 )
 from quorum.db.types import utcnow
 from quorum.domain.errors import Conflict, Invalid, NotFound
+from quorum.domain.pages import Page, paginate
 from quorum.domain.text import refuse_nul
 
 MAX_REASON = 500
@@ -228,6 +229,14 @@ def _signed_for(account: Account) -> Any:
         (LedgerEntry.source == account, -LedgerEntry.amount_cents),
         else_=0,
     )
+
+
+def project_entries(
+    session: Session, project: Project, *, cursor: str | None, limit: int
+) -> Page[LedgerEntry]:
+    """Every entry charged to the project's budget, oldest first."""
+    query = select(LedgerEntry).where(LedgerEntry.project_id == project.id)
+    return paginate(session, query, LedgerEntry.id, cursor, limit)
 
 
 def project_spend(session: Session, project_id: int) -> int:

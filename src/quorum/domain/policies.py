@@ -95,8 +95,13 @@ def can_see_spend(role: Role | None) -> Check:
     return can_manage_project(role)
 
 
-def can_grant_money() -> Check:
-    """Bonuses, adjustments and payouts move money between people: admins only."""
+def can_grant(role: Role | None) -> Check:
+    """Bonuses and adjustments paid from a project's budget: its owners, admins."""
+    return can_manage_project(role)
+
+
+def can_pay_out() -> Check:
+    """Payouts pay everyone, across projects: admins only."""
     return is_admin()
 
 

@@ -1,0 +1,58 @@
+"""The money endpoints: who sees spend, who grants, statements, payouts and their CSV."""
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+from tests.conftest import Factory
+from tests.money.conftest import paying_project
+
+from quorum.db.types import utcnow
+from quorum.domain import ledger
+
+
+def test_spend_grants_statements_and_payouts(
+    client: TestClient, session: Session, make: Factory
+) -> None:
+    world = paying_project(make, tasks=4, policy={"budget_cents": 100})
+    annotator = world.annotators[0]
+    admin = make.person("admin", admin=True)
+    project = f"/api/v1/projects/{world.project.id}"
+    lease = client.post(f"{project}/next", headers=annotator.headers).json()
+    submitted = client.post(
+        f"/api/v1/assignments/{lease['assignment_id']}/submit",
+        json={"answers": {"label": "yes"}},
+        headers=annotator.headers,
+    ).json()
+    ledger.record_label(session, submitted["id"])  # what the submit will do once wired in
+    session.commit()
+
+    spend = client.get(f"{project}/spend", headers=world.owner.headers).json()
+    assert spend["spent_cents"] == 25 and spend["labels_to_finish"] == 3
+    assert spend["forecast_cents"] == 100 and not spend["over_budget"]
+    assert client.get(f"{project}/spend", headers=annotator.headers).status_code == 403
+
+    bonus = {"email": annotator.user.email, "amount_cents": 300, "reason": "great catch"}
+    granted = client.post(f"{project}/grants", json=bonus, headers=world.owner.headers)
+    assert granted.status_code == 201 and granted.json()["annotator"] == annotator.user.pseudonym
+    assert (
+        client.post(f"{project}/grants", json=bonus, headers=annotator.headers).status_code == 403
+    )
+    entries = client.get(f"{project}/ledger", headers=world.owner.headers).json()["items"]
+    assert [e["kind"] for e in entries] == ["earning", "bonus"]
+
+    mine = client.get("/api/v1/me/statement", headers=annotator.headers).json()
+    assert mine["totals"]["earned"] == 25 and mine["totals"]["bonuses"] == 300
+    assert mine["balances"] == {"pending": 0, "payable": 325, "paid": 0}
+    theirs = f"/api/v1/users/{annotator.user.id}/statement"
+    assert client.get(theirs, headers=admin.headers).json()["balances"]["payable"] == 325
+    assert client.get(theirs, headers=world.owner.headers).status_code == 404
+
+    period = {"period": f"{utcnow().year - 1}-01"}  # long over: nothing was payable then
+    assert client.post("/api/v1/payouts", json=period, headers=annotator.headers).status_code == 403
+    for _ in range(2):  # nothing was due: no entry, so asking again is harmless
+        assert client.post("/api/v1/payouts", json=period, headers=admin.headers).json() == []
+    csv = client.get("/api/v1/payouts", params=period, headers=admin.headers)
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text == "period,user_id,pseudonym,email,name,amount_cents,amount\n"
+    future = {"period": f"{utcnow().year + 1}-01"}
+    reply = client.post("/api/v1/payouts", json=future, headers=admin.headers)
+    assert reply.status_code == 422 and "not ended" in reply.json()["error"]["message"]
