@@ -80,6 +80,7 @@ from quorum.domain.lease_rules import (
     slot_free,
     slot_taken,
 )
+from quorum.domain.policy import DEFAULT_LEASE_SECONDS
 from quorum.domain.questions import QuestionSchema
 from quorum.domain.task_status import status_after
 
@@ -163,7 +164,8 @@ def _open(status: ColumnElement[str] | InstrumentedAttribute[Any]) -> ColumnElem
 
 def _member(by_token: bool) -> CTE:
     """The calling member of the project, their token's last use, the project's lease time."""
-    lease_seconds = Project.policy["lease_seconds"].as_integer().label("lease_seconds")
+    stored = Project.policy["lease_seconds"].as_integer()
+    lease_seconds = func.coalesce(stored, DEFAULT_LEASE_SECONDS).label("lease_seconds")
     if by_token:
         query = (
             select(Membership.user_id, ApiToken.last_used_at.label("used_at"), lease_seconds)

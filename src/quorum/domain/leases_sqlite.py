@@ -41,6 +41,7 @@ from quorum.domain.lease_rules import (
     slot_free,
     slot_taken,
 )
+from quorum.domain.policy import DEFAULT_LEASE_SECONDS
 from quorum.domain.task_status import status_after
 
 
@@ -90,7 +91,7 @@ def _lease_seconds(session: Session, project_id: int, user_id: int) -> int | Non
         .where(Project.id == project_id, Membership.user_id == user_id)
     )
     policy = session.scalar(query)
-    return None if policy is None else int(policy["lease_seconds"])
+    return None if policy is None else int(policy.get("lease_seconds", DEFAULT_LEASE_SECONDS))
 
 
 def _held(session: Session, project_id: int, user_id: int, now: datetime) -> LeaseView | None:
