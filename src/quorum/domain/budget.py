@@ -78,7 +78,11 @@ def _holds_live_lease(session: Session, project_id: int, user_id: int, now: date
 
 
 def committed_work(session: Session, project_id: int, now: datetime) -> tuple[int, int]:
-    """The project's labels not rejected in review, and its live leases."""
+    """The project's labels not rejected in review, and its live leases.
+
+    NOTE: one statement, so one snapshot. Counted in two, a submit between them (a lease
+    turning into a label) would be in neither count, and a lease past the budget admitted.
+    """
     labels = select(func.count()).where(
         Annotation.project_id == project_id, Annotation.review_status != ReviewStatus.rejected
     )
@@ -87,7 +91,8 @@ def committed_work(session: Session, project_id: int, now: datetime) -> tuple[in
         Assignment.status == AssignmentStatus.leased,
         Assignment.expires_at > now,
     )
-    return int(session.scalar(labels) or 0), int(session.scalar(leases) or 0)
+    counted = session.execute(select(labels.scalar_subquery(), leases.scalar_subquery())).one()
+    return int(counted[0] or 0), int(counted[1] or 0)
 
 
 @dataclass(frozen=True)
