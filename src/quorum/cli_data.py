@@ -102,9 +102,16 @@ def _records(
 
 def export_tasks(
     project: Annotated[int, typer.Argument(help="Project id", min=1)],
-    out: Annotated[Path, typer.Option("--out", help="File to write")],
+    out: Annotated[
+        Path, typer.Option("--out", help="File to write; for hf, dpo and sft a new directory")
+    ],
     format: Annotated[
-        str | None, typer.Option("--format", help="jsonl, csv or parquet; default: from --out")
+        str | None,
+        typer.Option(
+            "--format",
+            help="jsonl, csv or parquet (default: from --out); or a Hugging Face dataset: "
+            "hf (every task), dpo (preference pairs), sft (accepted text answers)",
+        ),
     ] = None,
     method: Annotated[
         str,
@@ -120,11 +127,16 @@ def export_tasks(
     until: Annotated[
         str | None, typer.Option(help="Only tasks last labelled before this ISO time (UTC)")
     ] = None,
+    prompt_field: Annotated[
+        str | None, typer.Option(help="dpo, sft: the task data field holding the prompt")
+    ] = None,
     db: DbOption = None,
 ) -> None:
-    """Export a project: one row per task with its aggregated answers and every label."""
+    """Export a project: one row per task with its aggregated answers and every label, or a
+    training-ready Hugging Face dataset with its card (hf, dpo, sft; docs/deliveries.md)."""
     from quorum.cli import open_database, reported_errors, settings_for
-    from quorum.domain import export
+    from quorum.domain import deliveries, export
+    from quorum.io.delivery_files import write_delivery
     from quorum.io.export_files import write_export
 
     with reported_errors():
@@ -141,11 +153,17 @@ def export_tasks(
                 prepared = export.prepare(
                     session, _project(session, project), method=method, filters=filters
                 )
-                with _replacing(out) as sink, _bar("exporting") as advance:
-                    written = write_export(prepared, fmt, sink, advance)
+                if fmt in deliveries.DELIVERY_KINDS:
+                    delivery = deliveries.prepare(prepared, fmt, prompt_field=prompt_field)
+                    with _bar("exporting") as advance:
+                        written = write_delivery(delivery, out, advance)
+                else:
+                    with _replacing(out) as sink, _bar("exporting") as advance:
+                        written = write_export(prepared, fmt, sink, advance)
         finally:
             database.dispose()
-    typer.echo(f"exported {written} tasks of project {project} to {out}")
+    what = f"{written} rows" if fmt in ("hf", "dpo", "sft") else f"{written} tasks"
+    typer.echo(f"exported {what} of project {project} to {out}")
 
 
 def _project(session: "Session", project_id: int) -> "Project":
@@ -169,7 +187,9 @@ def _export_format(out: Path, given: str | None) -> "ExportFormat":
     }.get(out.suffix.lower(), "")
     if name not in EXPORT_FORMATS:
         what = f"--format {given!r}" if given else f"the extension of {out}"
-        raise ValueError(f"cannot export to {what}: use jsonl, csv or parquet")
+        raise ValueError(
+            f"cannot export to {what}: use jsonl, csv or parquet (or --format hf, dpo or sft)"
+        )
     return name
 
 

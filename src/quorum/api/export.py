@@ -11,17 +11,17 @@ from sqlalchemy.orm import Session
 from quorum.api.deps import CurrentUser, get_database
 from quorum.api.schemas import Id
 from quorum.domain import export, policies, projects
-from quorum.io.export_files import MEDIA_TYPES, ExportFormat, stream_export
+from quorum.io.export_files import EXTENSIONS, MEDIA_TYPES, ExportFormat, stream_export
 from quorum.truth import METHODS
 
 router = APIRouter(tags=["export"])
 
 Method = Literal["mv", "wawa", "zbs", "ds", "ods", "glad", "mace", "auto"]
 assert set(get_args(Method)) == set(METHODS), "methods out of step with quorum.truth"
-EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
 EXPORT_REPLY: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "One row per task (docs/import-export.md), streamed",
+        "description": "One row per task (docs/import-export.md), streamed; hf, dpo and sft "
+        "deliveries are a zipped Hugging Face dataset directory (docs/deliveries.md)",
         "content": {media: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()},
     }
 }
@@ -34,7 +34,9 @@ def export_project(
     project_id: Id,
     request: Request,
     user: CurrentUser,
-    format: Annotated[ExportFormat, Query(description="jsonl, csv or parquet")] = "jsonl",
+    format: Annotated[
+        ExportFormat, Query(description="jsonl, csv, parquet; or a delivery: hf, dpo, sft")
+    ] = "jsonl",
     method: Annotated[Method, Query(description="aggregation of categorical answers")] = "ds",
     complete_only: Annotated[bool, Query(description="only tasks with all their labels")] = False,
     min_confidence: Annotated[
@@ -60,12 +62,13 @@ def export_project(
         seen = projects.access(session, user, project_id)
         policies.authorize(user, policies.can_export(seen.role), "only owners export")
         prepared = export.prepare(session, seen.project, method=method, filters=filters)
+        chunks = stream_export(prepared, format)
     except BaseException:
         session.close()
         raise
     name = f"project-{project_id}.{EXTENSIONS[format]}"
     return StreamingResponse(
-        _closing(stream_export(prepared, format), session),
+        _closing(chunks, session),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

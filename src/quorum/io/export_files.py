@@ -21,15 +21,31 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from quorum.domain import deliveries
 from quorum.domain.export import Export
 from quorum.domain.questions import QuestionSchema
+from quorum.io.delivery_files import stream_delivery_zip
 
-ExportFormat = Literal["jsonl", "csv", "parquet"]
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "parquet")
+# Files of rows, and deliveries (Hugging Face datasets with a card; docs/deliveries.md).
+ExportFormat = Literal["jsonl", "csv", "parquet", "hf", "dpo", "sft"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "parquet", "hf", "dpo", "sft")
+FILE_FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "parquet")
 MEDIA_TYPES: dict[ExportFormat, str] = {
     "jsonl": "application/x-ndjson",
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
+    "hf": "application/zip",
+    "dpo": "application/zip",
+    "sft": "application/zip",
+}
+# What a downloaded export is called after the project: a delivery is a zipped directory.
+EXTENSIONS: dict[ExportFormat, str] = {
+    "jsonl": "jsonl",
+    "csv": "csv",
+    "parquet": "parquet",
+    "hf": "hf.zip",
+    "dpo": "dpo.zip",
+    "sft": "sft.zip",
 }
 TEXT_KINDS = {"choice", "preference", "text"}
 Progress = Callable[[int], None]
@@ -38,7 +54,10 @@ Progress = Callable[[int], None]
 def write_export(
     export: Export, fmt: ExportFormat, sink: IO[bytes], progress: Progress | None = None
 ) -> int:
-    """Write every row to ``sink``; returns how many tasks were written."""
+    """Write every row to ``sink``; returns how many tasks were written. For files of rows:
+    deliveries are directories (``quorum.io.delivery_files.write_delivery``)."""
+    if fmt not in FILE_FORMATS:
+        raise ValueError(f"{fmt} is a delivery, written as a directory, not a file")
     written = 0
     for chunk, rows in _chunks(export, fmt):
         sink.write(chunk)
@@ -49,7 +68,15 @@ def write_export(
 
 
 def stream_export(export: Export, fmt: ExportFormat) -> Iterator[bytes]:
-    """The export as byte chunks, one per batch of tasks (for a streamed HTTP response)."""
+    """The export as byte chunks, one per batch of tasks (for a streamed HTTP response); a
+    delivery comes as a zip of its directory. A delivery the project cannot make is refused
+    here, before any byte is sent."""
+    if fmt in deliveries.DELIVERY_KINDS:
+        return stream_delivery_zip(deliveries.prepare(export, fmt))
+    return _stream(export, fmt)
+
+
+def _stream(export: Export, fmt: ExportFormat) -> Iterator[bytes]:
     for chunk, _ in _chunks(export, fmt):
         if chunk:
             yield chunk

@@ -9,7 +9,13 @@ from sqlalchemy.orm import Session
 
 from quorum.db.engine import Database
 from quorum.domain import aggregation, export, policies, projects
-from quorum.io.export_files import EXPORT_FORMATS, MEDIA_TYPES, ExportFormat, stream_export
+from quorum.io.export_files import (
+    EXPORT_FORMATS,
+    EXTENSIONS,
+    MEDIA_TYPES,
+    ExportFormat,
+    stream_export,
+)
 from quorum.truth import METHODS
 from quorum.web.deps import CurrentUser, PageId
 
@@ -35,12 +41,13 @@ def download(
         policies.authorize(user, policies.can_export(seen.role), "only the project's owners export")
         filters = export.ExportFilter(complete_only=complete_only)
         prepared = export.prepare(session, seen.project, method=method, filters=filters)
+        chunks = stream_export(prepared, format)
     except BaseException:
         session.close()
         raise
-    name = f"project-{project_id}.{format}"
+    name = f"project-{project_id}.{EXTENSIONS[format]}"
     return StreamingResponse(
-        _closing(stream_export(prepared, format), session),
+        _closing(chunks, session),
         media_type=MEDIA_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
