@@ -243,14 +243,13 @@ class Database:
         size = getattr(self.engine.pool, "size", lambda: 10)()
         pool: AsyncConnectionPool = AsyncConnectionPool(
             _psycopg_conninfo(self.engine),
-            min_size=1,
-            max_size=max(2, size),
+            min_size=max(2, size),  # all open from the start: no ramp-up under load
             kwargs=settings,
             configure=_configure,
             open=False,
             name="durable" if durable else "leases",
         )
-        await pool.open()
+        await pool.open(wait=True)
         return pool
 
     async def aclose(self) -> None:
