@@ -43,18 +43,25 @@ def import_tasks(
     file: Annotated[Path, typer.Argument(help="JSON array, NDJSON, CSV or Parquet file")],
     format: Annotated[
         str | None,
-        typer.Option(help="json, ndjson (or jsonl), csv or parquet; default: from the file name"),
+        typer.Option(
+            help="json, ndjson (or jsonl), csv or parquet (default: from the file name); or "
+            "label-studio: a Label Studio JSON export, annotations included"
+        ),
     ] = None,
     on_conflict: Annotated[
         str, typer.Option(help="error, or skip: leave out tasks whose external_id exists")
     ] = "error",
     db: DbOption = None,
 ) -> None:
-    """Import tasks from a file, all or nothing; prints how many were created."""
+    """Import tasks from a file, all or nothing; prints how many were created. With
+    ``--format label-studio``, a Label Studio JSON export with its annotations."""
     from quorum.cli import open_database, reported_errors, settings_for
     from quorum.domain import tasks
     from quorum.io.task_files import format_for
 
+    if format == "label-studio":
+        _import_label_studio(project, file, db)
+        return
     with reported_errors():
         fmt = format_for(name=file.name, given=format)
         if on_conflict not in ("error", "skip"):
@@ -75,6 +82,35 @@ def import_tasks(
                 database.dispose()
     skipped = f" ({result.skipped} skipped: their external_id exists)" if result.skipped else ""
     typer.echo(f"imported {result.created} tasks into project {project}{skipped}")
+
+
+def _import_label_studio(project: int, file: Path, db: str | None) -> None:
+    from quorum.cli import open_database, reported_errors, settings_for
+    from quorum.domain import history
+    from quorum.domain.projects import schema_of
+    from quorum.io.label_studio import read_label_studio
+
+    with reported_errors():
+        with open(file, "rb") as raw:
+            database = open_database(settings_for(db))
+            try:
+                with database.session(write=True) as session:
+                    chosen = _project(session, project)
+                    records = read_label_studio(raw, schema_of(chosen))
+                    result = history.import_history(session, chosen, records)
+            finally:
+                database.dispose()
+    dropped = result.cancelled + result.empty + result.repeated
+    typer.echo(
+        f"imported {result.tasks} tasks with {result.annotations} annotations by "
+        f"{result.annotators} new annotators into project {project}"
+        + (
+            f"; left out {result.cancelled} cancelled, {result.empty} empty and "
+            f"{result.repeated} repeated annotations"
+            if dropped
+            else ""
+        )
+    )
 
 
 def _records(

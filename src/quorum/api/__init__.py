@@ -2,10 +2,19 @@
 
 from fastapi import APIRouter
 
-from quorum.api import assignments, audits, export, payments, projects, tasks, users
+from quorum.api import (
+    assignments,
+    audits,
+    export,
+    history,
+    payments,
+    projects,
+    tasks,
+    users,
+)
 from quorum.api.errors import ERROR_RESPONSES
 
 router = APIRouter(responses=ERROR_RESPONSES)
 # The annotation loop first: requests are matched against routes in order, and it is the hot path.
-for module in (assignments, users, projects, tasks, export, audits, payments):
+for module in (assignments, users, projects, tasks, history, export, audits, payments):
     router.include_router(module.router)

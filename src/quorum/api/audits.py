@@ -172,4 +172,3 @@ def read_report(
     seen = _audited(session, user, project_id)
     result = audit_report.report(session, seen.project, question=question, method=method)
     return AuditReportPublic.model_validate(result)
-
