@@ -16,7 +16,7 @@ from tests.conftest import POSTGRES_URL, Factory, Person
 from quorum.db.engine import make_engine, normalize_url
 from quorum.db.migrate import upgrade
 from quorum.db.models import Annotation, Project, Role
-from quorum.domain import assignments, budget, ledger, users
+from quorum.domain import assignments, users
 
 
 @pytest.fixture(autouse=True)
@@ -34,24 +34,17 @@ CHOICE = {"questions": [{"name": "label", "kind": "choice", "options": ["yes", "
 def lease_within_budget(
     session: Session, project: Project, person: Person, now: datetime
 ) -> int | None:
-    """What ``assignments.lease`` does once budgets are wired in: admit, then lease, in one
-    transaction. Returns the assignment id, or None when nothing is due (or affordable)."""
-    if not budget.admit_lease(session, project.id, person.user.id, now):
-        session.commit()
-        return None
-    view = assignments.lease_view(session, project.id, person.user.id, now)
-    session.commit()
-    return None if view is None else view.assignment_id
+    """A lease through the session door (which asks the budget first); the assignment id, or
+    None when nothing is due or affordable."""
+    lease = assignments.lease(session, project, person.user, now=now)
+    return None if lease is None else lease.assignment.id
 
 
 def submit_and_record(
     session: Session, assignment_id: int, person: Person, now: datetime, answer: str = "yes"
 ) -> Annotation:
-    """What ``assignments.submit`` does once the ledger is wired in: label, then earn."""
-    annotation = assignments.submit(session, assignment_id, person.user, {"label": answer}, now=now)
-    ledger.record_label(session, annotation.id, now=now)
-    session.commit()
-    return annotation
+    """A submit through the session door, which posts the label's earning."""
+    return assignments.submit(session, assignment_id, person.user, {"label": answer}, now=now)
 
 
 @dataclass

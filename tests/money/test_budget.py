@@ -130,10 +130,7 @@ def _lease_and_label(database: Database, project_id: int, user_id: int) -> bool:
         project = session.get(Project, project_id)
         user = session.get(User, user_id)
         assert project is not None and user is not None
-        if not budget.admit_lease(session, project_id, user_id, now):
-            session.commit()
-            return False
-        view = assignments.lease_view(session, project_id, user_id, now)
+        view = assignments.lease_view(session, project_id, user_id, now)  # admits first
         session.commit()
         if view is None:
             return False

@@ -41,7 +41,7 @@ def _review(
     decision: ReviewDecision | None,
     now: datetime,
 ) -> None:
-    """Send a label to review (decision None) or decide its pending review; then post."""
+    """Send a label to review (decision None) or decide its pending review (each posts)."""
     if decision is None:
         reviews.send_to_review(session, annotation, source=ReviewSource.sampled, now=now)
     else:
@@ -54,8 +54,6 @@ def _review(
             session, world.project, Role.reviewer, review.id, world.reviewer.user,
             decision=decision, comment=comment, answers=answers, now=now,
         )  # fmt: skip
-    ledger.record_label(session, annotation.id, now=now)
-    session.commit()
 
 
 def _kinds(session: Session, annotation_id: int) -> list[str]:
@@ -95,21 +93,15 @@ def test_a_label_earns_once_and_follows_its_reviews(session: Session, make: Fact
     assert ledger.project_spend(session, world.project.id) == 50
 
 
-def test_a_label_sampled_before_it_is_recorded_starts_pending(
-    session: Session, make: Factory
-) -> None:
+def test_a_label_sent_to_review_waits_for_it(session: Session, make: Factory) -> None:
     world = paying_project(make, tasks=1)
-    person = world.annotators[0]
-    assignment = lease_within_budget(session, world.project, person, START)
-    assert assignment is not None
-    from quorum.domain import assignments
-
-    annotation = assignments.submit(session, assignment, person.user, {"label": "yes"}, now=START)
+    annotation = _label(session, world, 0, START)
+    assert annotation is not None
     reviews.send_to_review(session, annotation, source=ReviewSource.sampled, now=START)
-    ledger.record_label(session, annotation.id, now=START)
-    assert [(e.source.value, e.target.value) for e in session.scalars(select(LedgerEntry))] == [
-        ("budget", "pending")
-    ]
+    moves = [(e.source.value, e.target.value) for e in session.scalars(select(LedgerEntry))]
+    assert moves == [("budget", "payable"), ("payable", "pending")]
+    ledger.record_label(session, annotation.id, now=START)  # recorded where it belongs: no-op
+    assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 2
 
 
 def test_a_project_that_pays_nothing_records_nothing(session: Session, make: Factory) -> None:

@@ -1,17 +1,13 @@
 """The money endpoints: who sees spend, who grants, statements, payouts and their CSV."""
 
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 from tests.conftest import Factory
 from tests.money.conftest import paying_project
 
 from quorum.db.types import utcnow
-from quorum.domain import ledger
 
 
-def test_spend_grants_statements_and_payouts(
-    client: TestClient, session: Session, make: Factory
-) -> None:
+def test_spend_grants_statements_and_payouts(client: TestClient, make: Factory) -> None:
     world = paying_project(make, tasks=4, policy={"budget_cents": 100})
     annotator = world.annotators[0]
     admin = make.person("admin", admin=True)
@@ -21,9 +17,8 @@ def test_spend_grants_statements_and_payouts(
         f"/api/v1/assignments/{lease['assignment_id']}/submit",
         json={"answers": {"label": "yes"}},
         headers=annotator.headers,
-    ).json()
-    ledger.record_label(session, submitted["id"])  # what the submit will do once wired in
-    session.commit()
+    )
+    assert submitted.status_code == 200  # and the label earned: below
 
     spend = client.get(f"{project}/spend", headers=world.owner.headers).json()
     assert spend["spent_cents"] == 25 and spend["labels_to_finish"] == 3
@@ -56,3 +51,23 @@ def test_spend_grants_statements_and_payouts(
     future = {"period": f"{utcnow().year + 1}-01"}
     reply = client.post("/api/v1/payouts", json=future, headers=admin.headers)
     assert reply.status_code == 422 and "not ended" in reply.json()["error"]["message"]
+
+
+def test_the_api_stops_handing_out_work_at_the_budget(client: TestClient, make: Factory) -> None:
+    """Through /next and /submit (on PostgreSQL the fast lease hands budgeted projects over to
+    the session path, which counts under the project's lock)."""
+    world = paying_project(make, tasks=10, annotators=3, policy={"budget_cents": 99})  # 3 labels
+    project = f"/api/v1/projects/{world.project.id}"
+    labelled = 0
+    for _ in range(4):
+        for person in world.annotators:
+            lease = client.post(f"{project}/next", headers=person.headers)
+            if lease.status_code == 204:
+                continue
+            submit = f"/api/v1/assignments/{lease.json()['assignment_id']}/submit"
+            answer = {"answers": {"label": "no"}}
+            assert client.post(submit, json=answer, headers=person.headers).status_code == 200
+            labelled += 1
+    assert labelled == 3
+    spend = client.get(f"{project}/spend", headers=world.owner.headers).json()
+    assert (spend["spent_cents"], spend["labels"]) == (75, 3)

@@ -22,7 +22,12 @@ tests; they return ORM objects and commit), and ``*_by_token`` coroutines for th
 which authenticate inside the same statement and, on PostgreSQL, run on the event loop.
 
 Locks are always taken assignment before task, and several tasks in id order, so transactions
-cannot wait on each other in a cycle.
+cannot wait on each other in a cycle. A lease in a project with a budget first locks the
+project's row (``budget.admit_lease``), before any task; nothing holding a task or an
+assignment lock waits for a project row.
+
+Money: ``budget.admit_lease`` runs before a lease is chosen; ``ledger.record_label`` after a
+label is stored (docs/payments.md).
 """
 
 import asyncio
@@ -38,7 +43,7 @@ from sqlalchemy.orm import Session
 from quorum.db.engine import Contention, Database, Flow, run_flow
 from quorum.db.models import Annotation, Assignment, Project, Task, User
 from quorum.db.types import utcnow
-from quorum.domain import leases_pg, leases_sqlite, policies, projects, users
+from quorum.domain import budget, leases_pg, leases_sqlite, ledger, policies, projects, users
 from quorum.domain.errors import Conflict, Forbidden, NotFound
 from quorum.domain.lease_rules import (
     AssignmentView,
@@ -120,10 +125,13 @@ def lease(
 
 def lease_view(session: Session, project_id: int, user_id: int, now: datetime) -> LeaseView | None:
     """``lease`` without the commit and the ORM objects."""
+    if not budget.admit_lease(session, project_id, user_id, now):
+        return None
     if _on_sqlite(session):
         found = leases_sqlite.lease(session, project_id, user_id, now)
     else:
-        found = _run(session, lambda: leases_pg.lease(project_id, leases_pg.UserId(user_id), now))
+        who = leases_pg.UserId(user_id)
+        found = _run(session, lambda: leases_pg.lease(project_id, who, now, admitted=True))
     if isinstance(found, Refused):
         raise Forbidden(NOT_A_MEMBER)
     return found
@@ -163,6 +171,7 @@ def submit_view(
     if isinstance(found, Refused):
         _explain_refused_assignment(session, submission.assignment_id, user_id)
     assert not isinstance(found, Refused)
+    ledger.record_label(session, found.id, now=now)
     return found
 
 

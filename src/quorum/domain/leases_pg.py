@@ -51,10 +51,13 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from quorum.db.engine import Flow, Statement
 from quorum.db.models import (
+    Account,
     Annotation,
     ApiToken,
     Assignment,
     IdempotencyRecord,
+    LedgerEntry,
+    LedgerKind,
     Membership,
     Project,
     Task,
@@ -97,6 +100,7 @@ TOKEN = bindparam("token_hash", type_=Text)
 ASSIGNMENT = bindparam("assignment_id", type_=BigInteger)
 NOW = bindparam("now", type_=Assignment.leased_at.type)
 CHECK_EXPIRED = bindparam("check_expired", type_=Boolean)
+ADMITTED = bindparam("admitted", type_=Boolean)
 KEY = bindparam("key", type_=Text)
 
 
@@ -163,19 +167,23 @@ def _open(status: ColumnElement[str] | InstrumentedAttribute[Any]) -> ColumnElem
 
 
 def _member(by_token: bool) -> CTE:
-    """The calling member of the project, their token's last use, the project's lease time."""
+    """The calling member of the project, their token's last use, the project's lease time,
+    and whether the project has a budget (``quorum.domain.budget``)."""
     stored = Project.policy["lease_seconds"].as_integer()
     lease_seconds = func.coalesce(stored, DEFAULT_LEASE_SECONDS).label("lease_seconds")
+    rate = func.coalesce(Project.policy["pay_per_task_cents"].as_integer(), 0)
+    budgeted = and_(Project.policy["budget_cents"].as_integer().is_not(None), rate > 0)
+    project = (lease_seconds, budgeted.label("budgeted"))
     if by_token:
         query = (
-            select(Membership.user_id, ApiToken.last_used_at.label("used_at"), lease_seconds)
+            select(Membership.user_id, ApiToken.last_used_at.label("used_at"), *project)
             .select_from(ApiToken)
             .join(User, User.id == ApiToken.user_id)
             .join(Membership, Membership.user_id == ApiToken.user_id)
             .where(ApiToken.token_hash == TOKEN, ApiToken.revoked_at.is_(None), User.is_active)
         )
     else:
-        query = select(Membership.user_id, null().label("used_at"), lease_seconds).where(
+        query = select(Membership.user_id, null().label("used_at"), *project).where(
             Membership.user_id == USER
         )
     query = query.join(Project, Project.id == Membership.project_id)
@@ -234,10 +242,14 @@ def _lease(by_token: bool) -> ClauseElement:
         .where(*mine, Assignment.status == LEASED, Assignment.expires_at > NOW)
         .cte("held")
     )
+    # NOTE: a project with a budget leases only after budget.admit_lease counted under the
+    # project's lock (``ADMITTED``, the session door); without it, the flow hands the call over.
+    budgeted = select(me.c.budgeted).scalar_subquery()
     chosen = (
         select(Task.id)
         .where(*due_filter(PROJECT, user_id))
         .where(user_id.is_not(None), ~holds_any, ~and_(CHECK_EXPIRED, expired_waiting))
+        .where(or_(ADMITTED, ~budgeted))
         .order_by(*LEASE_ORDER)
         .limit(1)
         .with_for_update(key_share=True, skip_locked=True, of=Task)
@@ -271,6 +283,7 @@ def _lease(by_token: bool) -> ClauseElement:
             func.coalesce(leased.c.expires_at, held.c.expires_at),
             Task.data,
             expired_waiting,
+            me.c.budgeted,
         )
         .select_from(me)
         .outerjoin(held, true())
@@ -322,28 +335,42 @@ def _reclaim(_: bool) -> ClauseElement:
 
 
 def lease(
-    project_id: int, who: Who, now: datetime, hints: "Hints | None" = None
+    project_id: int,
+    who: Who,
+    now: datetime,
+    hints: "Hints | None" = None,
+    *,
+    admitted: bool = False,
 ) -> Flow[LeaseView | Refused | None]:
     """The caller's live lease in the project, a new one, None when nothing is due, or REFUSED.
 
     Expired leases of the project are reclaimed first and the lease asked again, so an expired
-    lease frees its slot without any background process.
+    lease frees its slot without any background process. A project with a budget is leased
+    from only when ``admitted`` (``budget.admit_lease`` ran in this transaction); otherwise it
+    comes back REFUSED, and the API takes the session path, which admits first.
     """
     hints = hints or HINTS
     check_expired = True
     while True:
         rows = yield _statement(
-            _lease, who, project_id=project_id, now=now, check_expired=check_expired
+            _lease,
+            who,
+            project_id=project_id,
+            now=now,
+            check_expired=check_expired,
+            admitted=admitted,
         )
         if not rows:
             return REFUSED
-        used_at, assignment_id, task_id, expires_at, data, expired_waiting = rows[0]
+        used_at, assignment_id, task_id, expires_at, data, expired_waiting, budgeted = rows[0]
         touch = _touch(who, used_at, now)
         if touch is not None:
             yield touch
         if assignment_id is not None:
             hints.leased(assignment_id, project_id)
             return LeaseView(assignment_id, task_id, data, expires_at.astimezone(UTC))
+        if budgeted and not admitted:
+            return REFUSED
         if not (expired_waiting and check_expired):
             return None
         yield _statement(_reclaim, who, project_id=project_id, now=now)
@@ -470,7 +497,7 @@ def _write(target: CTE, me: CTE) -> ClauseElement:
             ),
             include_defaults=False,
         )
-        .returning(Annotation.id, Annotation.user_id)
+        .returning(Annotation.id, Annotation.user_id, Annotation.project_id)
         .cte("saved")
     )
     remembered = (
@@ -494,7 +521,36 @@ def _write(target: CTE, me: CTE) -> ClauseElement:
         .select_from(me)
         .outerjoin(target, true())
         .outerjoin(saved, true())
-        .add_cte(remembered)
+        .add_cte(remembered, _earned(saved))
+    )
+
+
+def _earned(saved: CTE) -> CTE:
+    """The new label's pay, in the same statement: ``ledger.record_label``'s first entry
+    (a new label is in no review, so its pay is payable at once); nothing when it pays 0."""
+    rate = Project.policy["pay_per_task_cents"].as_integer()
+    columns = ["kind", "user_id", "project_id", "annotation_id", "source", "target"]
+    return (
+        insert(LedgerEntry)
+        .from_select(
+            [*columns, "amount_cents", "reason", "created_at"],
+            select(
+                literal(LedgerKind.earning.value),
+                saved.c.user_id,
+                saved.c.project_id,
+                saved.c.id,
+                literal(Account.budget.value),
+                literal(Account.payable.value),
+                rate,
+                literal(""),
+                NOW,
+            )
+            .select_from(saved)
+            .join(Project, Project.id == saved.c.project_id)
+            .where(rate > 0),
+            include_defaults=False,
+        )
+        .cte("earned")
     )
 
 

@@ -28,7 +28,7 @@ from quorum.db.models import (
     User,
 )
 from quorum.db.types import utcnow
-from quorum.domain import policies
+from quorum.domain import ledger, policies
 from quorum.domain.errors import Conflict, Invalid, NotFound
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import check_answers
@@ -90,6 +90,7 @@ def send_to_review(
         if existing is None:
             raise
         return existing
+    ledger.record_label(session, annotation.id, now=review.requested_at)  # its pay now waits
     session.commit()
     return review
 
@@ -231,6 +232,8 @@ def decide(
     review.reviewer_id = reviewer.id
     review.decided_at = now or utcnow()
     annotation.review_status = ReviewStatus(decision.value)
+    session.flush()
+    ledger.record_label(session, annotation.id, now=review.decided_at)  # released or reversed
     session.commit()
     return review
 

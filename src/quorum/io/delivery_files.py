@@ -72,7 +72,12 @@ def _save(delivery: Delivery, directory: Path, progress: Callable[[int], None] |
         batches.append(batch)
         if progress is not None:
             progress(batch.num_rows)
-    table = pa.Table.from_batches(batches, schema=delivery.schema)
+    # NOTE: with no rows, an empty chunk per column: `datasets` cannot cast zero chunks.
+    table = (
+        pa.Table.from_batches(batches, schema=delivery.schema)
+        if batches
+        else delivery.schema.empty_table()
+    )
     info = datasets.DatasetInfo(
         description=f"Quorum {delivery.kind} delivery of project {delivery.facts.project!r}",
         features=datasets.Features.from_arrow_schema(delivery.schema),
