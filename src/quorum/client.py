@@ -4,6 +4,12 @@
     >>> client = Client("http://127.0.0.1:8000", token="qrm_...")  # doctest: +SKIP
     >>> project = client.create_project("Triage", schema={"questions": [...]})  # doctest: +SKIP
 
+It covers accounts, projects and members, task upload (an iterable, or a JSON, NDJSON, CSV or
+Parquet file), labelling (next, submit, skip), stats, exports (to a file, a Hugging Face dataset
+directory, or a pandas DataFrame), vendor audits, payments and Label Studio imports; lists are
+followed page by page. pandas is not a dependency of the SDK: ``export_dataframe`` imports it
+when called (``pip install pandas``).
+
 Errors mirror the API's:
 
 QuorumError
@@ -14,17 +20,29 @@ QuorumError
    └── TransportError   the server could not be reached, even after retries
 """
 
+import io
+import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import httpx
 import orjson
 
 JSON = dict[str, Any]
 RETRY_STATUSES = {502, 503, 504}
+FILE_TYPES = {
+    ".json": "application/json",
+    ".ndjson": "application/x-ndjson",
+    ".jsonl": "application/x-ndjson",
+    ".csv": "text/csv",
+    ".parquet": "application/vnd.apache.parquet",
+}
+DELIVERIES = ("hf", "dpo", "sft")
 
 
 class QuorumError(Exception):
@@ -142,6 +160,8 @@ class Client:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retries + 1):
+            for _, (_, file, _) in (kwargs.get("files") or {}).items():
+                file.seek(0)  # a retry sends the whole file again
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as error:
@@ -239,34 +259,25 @@ class Client:
     ) -> JSON:
         """Import tasks from an iterable of ``{data, gold?, external_id?}`` or a file path.
 
-        An iterable is streamed as NDJSON; a file is sent as it is (its format from its name).
-        All or nothing: a bad task raises Invalid with every problem in ``details``.
+        An iterable is sent as NDJSON; a file (``.json``, ``.ndjson``/``.jsonl``, ``.csv`` or
+        ``.parquet``) is uploaded as a multipart form, which the server spools to disk. All or
+        nothing: a bad task raises Invalid with every problem (and its line) in ``details``.
         """
         params = {"on_conflict": on_conflict}
+        url = f"/projects/{project_id}/tasks"
         if isinstance(tasks, str | Path):
-            path = Path(tasks)
-            with path.open("rb") as file:
-                return self._upload_file(project_id, path.name, file, params)
+            return self._upload(url, Path(tasks), params)
         body = b"".join(orjson.dumps(task) + b"\n" for task in tasks)
         headers = {"Content-Type": "application/x-ndjson"}
-        result: JSON = self._json(
-            "POST", f"/projects/{project_id}/tasks", content=body, headers=headers, params=params
-        )
+        result: JSON = self._json("POST", url, content=body, headers=headers, params=params)
         return result
 
-    def _upload_file(
-        self, project_id: int, name: str, file: BinaryIO, params: dict[str, str]
-    ) -> JSON:
-        content_type = (
-            "application/x-ndjson" if name.endswith((".ndjson", ".jsonl")) else "application/json"
-        )
-        result: JSON = self._json(
-            "POST",
-            f"/projects/{project_id}/tasks",
-            content=file.read(),
-            headers={"Content-Type": content_type},
-            params=params,
-        )
+    def _upload(self, url: str, path: Path, params: Mapping[str, Any] | None = None) -> JSON:
+        """``path`` as the ``file`` field of a multipart form; the type from its extension."""
+        content_type = FILE_TYPES.get(path.suffix.lower(), "application/octet-stream")
+        with path.open("rb") as file:
+            files = {"file": (path.name, file, content_type)}
+            result: JSON = self._json("POST", url, files=files, params=dict(params or {}))
         return result
 
     def tasks(self, project_id: int, **filters: Any) -> Iterator[JSON]:
@@ -304,3 +315,182 @@ class Client:
     def skip(self, assignment_id: int) -> JSON:
         result: JSON = self._json("POST", f"/assignments/{assignment_id}/skip")
         return result
+
+    # -- exports ------------------------------------------------------------------------------
+
+    def export(
+        self,
+        project_id: int,
+        path: str | Path,
+        *,
+        format: str = "jsonl",
+        method: str = "ds",
+        complete_only: bool = False,
+        min_confidence: float | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Path:
+        """Download an export to ``path``: a file for jsonl, csv and parquet; for the
+        deliveries hf, dpo and sft a new directory holding a Hugging Face dataset and its
+        ``README.md`` card (``datasets.load_from_disk(path)``)."""
+        params = _export_params(format, method, complete_only, min_confidence, since, until)
+        target = Path(path)
+        if format not in DELIVERIES:
+            with target.open("wb") as sink:
+                self._download(f"/projects/{project_id}/export", params, sink)
+            return target
+        with tempfile.TemporaryFile() as archive:
+            self._download(f"/projects/{project_id}/export", params, archive)
+            archive.seek(0)
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(target)
+        return target
+
+    def export_dataframe(
+        self, project_id: int, *, method: str = "ds", complete_only: bool = False
+    ) -> Any:
+        """The export as a pandas DataFrame, one row per task (read from Parquet, so answers
+        keep their types). Needs pandas, which the SDK imports only here."""
+        import pyarrow.parquet as pq
+
+        params = _export_params("parquet", method, complete_only, None, None, None)
+        buffer = io.BytesIO()
+        self._download(f"/projects/{project_id}/export", params, buffer)
+        buffer.seek(0)
+        return pq.read_table(buffer).to_pandas()  # a pandas.DataFrame (untyped: pandas is optional)
+
+    def _download(self, path: str, params: Mapping[str, Any], sink: IO[bytes]) -> None:
+        """Stream a GET into ``sink``; retried from the start like any other call."""
+        for attempt in range(self.retries + 1):
+            sink.seek(0)
+            sink.truncate()
+            try:
+                with self._http.stream("GET", path, params=dict(params)) as response:
+                    if response.status_code in RETRY_STATUSES and attempt < self.retries:
+                        raise httpx.RemoteProtocolError("retry", request=response.request)
+                    if response.is_error:
+                        response.read()
+                        _raise_for_error(response)
+                    for chunk in response.iter_bytes():
+                        sink.write(chunk)
+                return
+            except httpx.TransportError as error:
+                if attempt == self.retries:
+                    raise TransportError(f"GET {path}: {error}") from error
+            time.sleep(self.backoff * 2**attempt)
+
+    # -- vendor audits ------------------------------------------------------------------------
+
+    def deliver_vendor_labels(
+        self,
+        project_id: int,
+        vendor: str,
+        labels: Iterable[Mapping[str, Any]] | str | Path,
+        *,
+        price_cents_per_label: int | None = None,
+    ) -> JSON:
+        """A vendor's labels, ``{external_id, answers}`` each, from an iterable or a file
+        (JSON, NDJSON, CSV, Parquet); all or nothing (docs/audits.md)."""
+        url = f"/projects/{project_id}/audit/deliveries"
+        params: dict[str, Any] = {"vendor": vendor}
+        if price_cents_per_label is not None:
+            params["price_cents_per_label"] = price_cents_per_label
+        if isinstance(labels, str | Path):
+            return self._upload(url, Path(labels), params)
+        body = b"".join(orjson.dumps(row) + b"\n" for row in labels)
+        headers = {"Content-Type": "application/x-ndjson"}
+        result: JSON = self._json("POST", url, content=body, headers=headers, params=params)
+        return result
+
+    def vendors(self, project_id: int) -> list[JSON]:
+        result: list[JSON] = self._json("GET", f"/projects/{project_id}/audit/vendors")
+        return result
+
+    def draw_audit_sample(
+        self,
+        project_id: int,
+        *,
+        width: float = 0.1,
+        expected_accuracy: float = 0.5,
+        question: str | None = None,
+        seed: int | None = None,
+    ) -> list[JSON]:
+        """Draw (or top up) each vendor's stratified sample for a 95% interval at most
+        ``width`` wide; the sampled tasks go to the front of your experts' queue."""
+        body = {"width": width, "expected_accuracy": expected_accuracy, "question": question}
+        if seed is not None:
+            body["seed"] = seed
+        result: list[JSON] = self._json("POST", f"/projects/{project_id}/audit/sample", json=body)
+        return result
+
+    def audit_report(self, project_id: int, *, method: str = "ds") -> JSON:
+        """Each vendor against your experts' consensus, best first."""
+        params = {"method": method}
+        result: JSON = self._json("GET", f"/projects/{project_id}/audit", params=params)
+        return result
+
+    # -- payments -----------------------------------------------------------------------------
+
+    def spend(self, project_id: int) -> JSON:
+        """Budget, spend, committed work, forecast to completion, cost per label."""
+        result: JSON = self._json("GET", f"/projects/{project_id}/spend")
+        return result
+
+    def ledger(self, project_id: int) -> Iterator[JSON]:
+        """Every ledger entry charged to the project, oldest first."""
+        return self._pages(f"/projects/{project_id}/ledger")
+
+    def grant(
+        self, project_id: int, email: str, amount_cents: int, reason: str, *, kind: str = "bonus"
+    ) -> JSON:
+        """A bonus (positive) or an adjustment (either sign) for a member of the project."""
+        body = {"email": email, "amount_cents": amount_cents, "reason": reason, "kind": kind}
+        result: JSON = self._json("POST", f"/projects/{project_id}/grants", json=body)
+        return result
+
+    def statement(
+        self,
+        user_id: int | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> JSON:
+        """Your statement (or, as an admin, someone else's): entries, totals, balances."""
+        params = {k: v.isoformat() for k, v in {"since": since, "until": until}.items() if v}
+        path = "/me/statement" if user_id is None else f"/users/{user_id}/statement"
+        result: JSON = self._json("GET", path, params=params)
+        return result
+
+    def pay_out(self, period: str) -> list[JSON]:
+        """Pay everyone what became payable before the end of the month ``YYYY-MM`` (admins)."""
+        result: list[JSON] = self._json("POST", "/payouts", json={"period": period})
+        return result
+
+    def payout_csv(self, period: str) -> str:
+        """The payout file of a month (admins)."""
+        return self._request("GET", "/payouts", params={"period": period}).text
+
+    # -- moving over --------------------------------------------------------------------------
+
+    def import_label_studio(self, project_id: int, path: str | Path) -> JSON:
+        """A Label Studio JSON export with its annotations, all or nothing."""
+        return self._upload(f"/projects/{project_id}/tasks/label-studio", Path(path))
+
+
+def _export_params(
+    format: str,
+    method: str,
+    complete_only: bool,
+    min_confidence: float | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"format": format, "method": method}
+    if complete_only:
+        params["complete_only"] = "true"
+    if min_confidence is not None:
+        params["min_confidence"] = min_confidence
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None:
+            params[name] = moment.isoformat()
+    return params
