@@ -1,15 +1,45 @@
 """Fixtures for vendor audits: a project of tasks with a known truth, and vendors of known
 accuracy who deliver labels for them."""
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
 from tests.conftest import Factory, Person
+from tests.web.conftest import Visitor
 
 from quorum.db.models import Project, Role
+from quorum.domain import users
+
+
+@pytest.fixture(autouse=True)
+def quick_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The factory gives everyone a password; Argon2 at its defaults takes 0.3 s a hash."""
+    monkeypatch.setattr(
+        users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+@pytest.fixture
+def signed_in(app: FastAPI, client: object) -> Iterator[Callable[[Person], Visitor]]:
+    """``signed_in(person)``: a browser's cookies, signed in as ``person``."""
+    opened: list[Visitor] = []
+
+    def open_as(person: Person) -> Visitor:
+        visitor = Visitor(app)
+        opened.append(visitor)
+        assert visitor.sign_in(person.user.email).status_code == 303
+        return visitor
+
+    yield open_as
+    for visitor in opened:
+        visitor.client.close()
+
 
 CLASSES = ["cat", "dog", "bird"]
 SCHEMA = {

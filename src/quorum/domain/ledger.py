@@ -243,6 +243,36 @@ def project_entries(
     return paginate(session, query, LedgerEntry.id, cursor, limit)
 
 
+def recent_entries(
+    session: Session, project: Project, *, limit: int = 50
+) -> list[tuple[LedgerEntry, str]]:
+    """The project's newest entries, with the annotator's pseudonym."""
+    query = (
+        select(LedgerEntry, User.pseudonym)
+        .join(User, User.id == LedgerEntry.user_id)
+        .where(LedgerEntry.project_id == project.id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
+    )
+    return [(entry, pseudonym) for entry, pseudonym in session.execute(query)]
+
+
+def spend_by_day(session: Session, project_id: int) -> list[tuple[datetime, int]]:
+    """The project's spend, cumulative, at the end of each day it changed (UTC)."""
+    query = select(LedgerEntry.created_at, -_signed_for(Account.budget)).where(
+        LedgerEntry.project_id == project_id
+    )
+    days: dict[datetime, int] = {}
+    for moment, cents in session.execute(query.order_by(LedgerEntry.id)):
+        day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+        days[day] = days.get(day, 0) + int(cents)
+    total, points = 0, []
+    for day in sorted(days):
+        total += days[day]
+        points.append((day, total))
+    return points
+
+
 def project_spend(session: Session, project_id: int) -> int:
     """Cents that left the project's budget, net of what came back."""
     query = select(func.coalesce(func.sum(-_signed_for(Account.budget)), 0)).where(

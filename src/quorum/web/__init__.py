@@ -12,6 +12,7 @@ from quorum.config import Settings
 from quorum.web import (
     admin,
     annotations,
+    audits,
     auth,
     dashboard,
     errors,
@@ -21,6 +22,7 @@ from quorum.web import (
     members,
     projects,
     review,
+    spend,
     vendor,
 )
 from quorum.web.deps import check_csrf
@@ -39,6 +41,8 @@ PAGE_MODULES = (
     dashboard,
     export,
     members,
+    audits,
+    spend,
     admin,
 )
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
