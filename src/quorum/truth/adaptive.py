@@ -66,13 +66,13 @@ from quorum.truth._core import (
     softmax_rows,
 )
 
-TARGET = 0.997
-"""Default ``target``: stop once the answer would change with probability at most 0.3%."""
+TARGET = 0.999
+"""Default ``target``: stop once the answer would change with probability at most 0.1%."""
 
 TEMPERATURE = 2.0
 """Default ``temperature``: log-posteriors are halved before they weigh the futures."""
 
-STRENGTH = 5.0
+STRENGTH = 2.0
 """Default ``strength`` of :func:`worker_model`: pseudo-labels per true class."""
 
 ESCALATE_AFTER = 2
