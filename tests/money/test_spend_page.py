@@ -46,3 +46,26 @@ def test_owners_see_spend_forecast_and_entries(
     assert f'href="/projects/{world.project.id}/audit"' in dashboard
     owner.client.close()
     annotator.client.close()
+
+
+def test_annotators_read_their_own_earnings(
+    app: FastAPI, client: object, session: Session, make: Factory
+) -> None:
+    world = paying_project(make, tasks=2)
+    me, other = world.annotators
+    now = utcnow()
+    assignment = lease_within_budget(session, world.project, me, now)
+    assert assignment is not None
+    submit_and_record(session, assignment, me, now)
+    admin = make.person("admin", admin=True)
+    ledger.grant(session, world.project, me.user, 500, reason="weekend cover", by=admin.user)
+    mine = Visitor(app)
+    assert mine.sign_in(me.user.email).status_code == 303
+    page = mine.get("/account/earnings").text
+    assert "5.25</b><span>due at the next payout" in page and "weekend cover" in page
+    assert 'href="/account/earnings"' in mine.get("/account").text
+    theirs = Visitor(app)
+    assert theirs.sign_in(other.user.email).status_code == 303
+    assert "weekend cover" not in theirs.get("/account/earnings").text
+    mine.client.close()
+    theirs.client.close()

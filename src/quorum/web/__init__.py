@@ -15,6 +15,7 @@ from quorum.web import (
     audits,
     auth,
     dashboard,
+    earnings,
     errors,
     export,
     home,
@@ -43,6 +44,7 @@ PAGE_MODULES = (
     members,
     audits,
     spend,
+    earnings,
     admin,
 )
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
