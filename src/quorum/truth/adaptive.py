@@ -20,10 +20,11 @@ label while it has fewer than ``overlap`` labels, or while $P_{\text{flip}} > 1 
 "top posterior below the target" rule ($P_{\text{flip}} \to 1 - p_a$); with a short one it
 stops as soon as the labels still allowed cannot overturn the answer (three agreeing labels out
 of five), which is where a fixed overlap of five wastes most. It is the stopping rule of the
-sequential-testing view of label collection (Wald 1945; for crowds, Abraham, Alonso, Kandylas,
-Patel & Slivkins (2016), "How Many Workers to Ask? Adaptive Exploration for Collecting High
-Quality Labels", SIGIR, arXiv:1411.0149), with the answer that *all* allowed labels would give
-as the thing to predict, rather than the truth.
+sequential-testing view of label collection (Wald (1945), "Sequential Tests of Statistical
+Hypotheses", Ann. Math. Statist. 16(2):117-186; for crowds, Abraham, Alonso, Kandylas, Patel,
+Shelford & Slivkins (2016), "How Many Workers to Ask? Adaptive Exploration for Collecting High
+Quality Labels", SIGIR, doi:10.1145/2911451.2911514, arXiv:1411.0149), with the answer that
+*all* allowed labels would give as the thing to predict, rather than the truth.
 
 **The model.** ``confusions[w, k, l]`` is $P(w$ answers $l \mid$ true class $k)$ and
 ``priors[k]`` the class prior, as Dawid-Skene fits them; :func:`worker_model` builds them from
@@ -119,7 +120,7 @@ def worker_model(
     >>> model.pooled.tolist()  # class 0 always answered 0; class 1 half the time
     [[1.0, 0.0], [0.5, 0.5]]
     >>> model.confusions[0].round(2).tolist()  # right twice, pulled towards the pool
-    [[1.0, 0.0], [0.42, 0.58]]
+    [[1.0, 0.0], [0.33, 0.67]]
     """
     post = np.asarray(probas, dtype=np.float64)
     if post.ndim != 2:
