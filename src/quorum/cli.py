@@ -18,6 +18,7 @@ import yaml
 
 from quorum.cli_audit import audit_app
 from quorum.cli_data import export_tasks, import_tasks
+from quorum.cli_quality import register as register_quality
 from quorum.cli_truth import aggregate, agreement
 from quorum.config import Settings
 from quorum.db.engine import Database, make_engine
@@ -42,6 +43,7 @@ app.command()(aggregate)
 app.command()(agreement)
 app.command("import")(import_tasks)
 app.command("export")(export_tasks)
+register_quality(app)  # simulate, worker, workforce, quality (docs/quality.md)
 
 DbOption = Annotated[
     str | None,

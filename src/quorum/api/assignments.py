@@ -3,7 +3,8 @@
 These three handlers are the hot path of a labeling project: coroutines that hand the API token
 to the domain, which checks it inside the statement that does the work. They read the request
 directly rather than through dependencies: FastAPI's dependency resolution costs more per
-request than the rest of the handler (measured; see docs/assignment.md).
+request than the rest of the handler (measured; see docs/assignment.md). In a project that hides
+gold, the task ids they show are the annotator's own handles (``lease_rules.task_ref``).
 """
 
 from typing import Annotated
@@ -50,7 +51,7 @@ async def lease_next(project_id: Id, request: Request) -> LeasePublic | Response
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return LeasePublic(
         assignment_id=lease.assignment_id,
-        task=TaskForAnnotator(id=lease.task_id, data=lease.data),
+        task=TaskForAnnotator(id=lease.task_ref, data=lease.data),
         expires_at=lease.expires_at,
     )
 
@@ -69,7 +70,14 @@ async def submit_assignment(
     annotation = await assignments.submit_by_token(
         get_database(request), token_of(request), submission
     )
-    return AnnotationPublic.model_validate(annotation)
+    return AnnotationPublic(
+        id=annotation.id,
+        assignment_id=annotation.assignment_id,
+        task_id=annotation.task_ref,
+        answers=annotation.answers,
+        duration_ms=annotation.duration_ms,
+        submitted_at=annotation.submitted_at,
+    )
 
 
 @router.post("/assignments/{assignment_id}/skip", openapi_extra=BEARER)
@@ -78,4 +86,11 @@ async def skip_assignment(assignment_id: Id, request: Request) -> AssignmentPubl
     skipped = await assignments.skip_by_token(
         get_database(request), assignment_id, token_of(request)
     )
-    return AssignmentPublic.model_validate(skipped)
+    return AssignmentPublic(
+        id=skipped.id,
+        task_id=skipped.task_ref,
+        status=skipped.status,
+        leased_at=skipped.leased_at,
+        expires_at=skipped.expires_at,
+        finished_at=skipped.finished_at,
+    )

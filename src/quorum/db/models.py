@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -103,6 +104,8 @@ class User(Base):
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
     tier: Mapped[int] = mapped_column(SmallInteger, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What one label of theirs is worth, when it differs from the project's pay_per_task_cents.
+    pay_rate_cents: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiToken(Base):
@@ -165,6 +168,24 @@ class Task(Base):
         ),
         # Exports and task lists walk a project's tasks in id order.
         Index("ix_tasks_project_id_id", "project_id", "id"),
+        # Hidden gold is picked from the due gold tasks without walking the real ones.
+        Index(
+            "ix_tasks_gold_due",
+            "project_id",
+            "priority",
+            "n_submitted",
+            "id",
+            postgresql_where=text("status = 'open' AND gold IS NOT NULL"),
+            sqlite_where=text("status = 'open' AND gold IS NOT NULL"),
+        ),
+        # A project's gold tasks in import order: the first ones are its qualification.
+        Index(
+            "ix_tasks_gold",
+            "project_id",
+            "id",
+            postgresql_where=text("gold IS NOT NULL"),
+            sqlite_where=text("gold IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -180,6 +201,8 @@ class Task(Base):
         _enum(TaskStatus, "task_status"), default=TaskStatus.open
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Escalation: only annotators of this tier or above may take the task's next slot.
+    min_tier: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
 
 
 class Assignment(Base):
@@ -408,3 +431,131 @@ class LedgerEntry(Base):
     period: Mapped[str | None] = mapped_column(String(32), index=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- the quality loop and the workforce (docs/quality.md) -------------------------------------
+
+
+class AnnotatorDomain(Base):
+    """A domain an annotator knows (medicine, law, ...) and how well: level 1 to 5."""
+
+    __tablename__ = "annotator_domains"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger)
+
+
+class ProjectDomain(Base):
+    """A domain the project's policy requires (``required_domains``), kept as rows so the lease
+    can check an annotator's domains with one join; written whenever the policy is."""
+
+    __tablename__ = "project_domains"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    min_level: Mapped[int] = mapped_column(SmallInteger)
+
+
+class ProjectWorker(Base):
+    """An annotator's standing in one project: qualification and pause. No row: not decided,
+    not paused."""
+
+    __tablename__ = "project_workers"
+    __table_args__ = (Index("ix_project_workers_user_id", "user_id"),)
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    qualification: Mapped[str | None] = mapped_column(String(16))  # passed | failed
+    qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str] = mapped_column(String(500), default="")
+    paused_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    unpaused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unpaused_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Auto-pause weighs only outcomes from this moment on (set when an owner un-pauses).
+    evidence_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class QualificationAttempt(Base):
+    """One graded qualification: how many of the qualification tasks were right."""
+
+    __tablename__ = "qualification_attempts"
+    __table_args__ = (
+        Index("ix_qualification_attempts_project_id_user_id", "project_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    correct: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reset_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class OutcomeSource(enum.StrEnum):
+    gold = "gold"  # a hidden gold task
+    qualification = "qualification"
+    review = "review"  # a reviewer's decision, or a correction used as gold
+
+
+class QualityOutcome(Base):
+    """One graded label: right or wrong against gold or a reviewer. Trust is built from these."""
+
+    __tablename__ = "quality_outcomes"
+    __table_args__ = (
+        UniqueConstraint("annotation_id", "source"),
+        Index("ix_quality_outcomes_project_id_user_id", "project_id", "user_id"),
+        Index("ix_quality_outcomes_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    correct: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QualityState(Base):
+    """Where the quality loop of a project stands: the last label it processed, and the worker
+    model of its last re-aggregation (NumPy arrays, ``np.savez``)."""
+
+    __tablename__ = "quality_state"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    annotation_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    fitted_labels: Mapped[int] = mapped_column(Integer, default=0)
+    fitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    model: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TextFingerprint(Base):
+    """One MinHash band of a free-text answer: answers sharing a band are near-duplicate
+    candidates (spam signals)."""
+
+    __tablename__ = "text_fingerprints"
+    __table_args__ = (
+        Index("ix_text_fingerprints_project_id_band", "project_id", "band"),
+        Index("ix_text_fingerprints_annotation_id", "annotation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"))
+    band: Mapped[int] = mapped_column(BigInteger)

@@ -23,7 +23,8 @@ Rules per question kind (docs/import-export.md):
 - ``text``: no aggregate; the answer and confidence are null (the texts are in the labels).
 
 Gold is clamped, as the estimators do (DESIGN §5): where a task has gold for a question, its
-answer is the gold with confidence 1. Labels rejected in review are left out.
+answer is the gold with confidence 1. Labels rejected in review are left out, and so are the
+labels of annotators paused in the project (``quorum.domain.pause``).
 """
 
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ from quorum.db.models import Annotation, Project, ReviewStatus, Task
 from quorum.domain import aggregation_rules as rules
 from quorum.domain import bulk
 from quorum.domain.aggregation_rules import QuestionAggregate
+from quorum.domain.pause import usable_label
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import (
     MultiChoiceQuestion,
@@ -172,7 +174,8 @@ def load_labels(
     up_to_id: int | None = None,
     texts: bool = False,
 ) -> Labels:
-    """The project's labels not rejected in review (with ``up_to_id``, those up to that id)."""
+    """The project's labels not rejected in review and not of annotators paused in it (with
+    ``up_to_id``, those up to that id)."""
     query: Select[int, int, int, Any, int | None, str] = select(
         Annotation.id,
         Annotation.task_id,
@@ -183,6 +186,7 @@ def load_labels(
     ).where(
         Annotation.project_id == project_id,
         Annotation.review_status != ReviewStatus.rejected,
+        usable_label(),  # a paused annotator's labels are kept, but left out
     )
     if up_to_id is not None:
         query = query.where(Annotation.id <= up_to_id)

@@ -8,6 +8,14 @@ To add a rule to the choice of the next task (qualification tasks first, hidden 
 reservation, paused annotators, budgets), add a predicate to ``due_filter`` or a term to
 ``LEASE_ORDER``: both backends pick it up. A predicate may use ``user_id`` (an SQL expression:
 a bound parameter, or the annotator found by token) and ``project_id``.
+
+The quality loop's rules (docs/quality.md) need the caller's *standing* in the project, read
+once per lease by :func:`standing_query`: whether they are blocked (paused, failed the
+qualification, below ``min_tier``, missing a required domain), still qualifying, their tier,
+where the qualification tasks end, and the gold coin. A lease then picks from one of three
+places, each a filter here: the next qualification task (:func:`qualification_filter`), a
+hidden gold task (:func:`gold_filter`, when the coin says so and real work is due too), or real
+work (:func:`work_filter`).
 """
 
 import hashlib
@@ -17,9 +25,19 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select
 
-from quorum.db.models import Assignment, AssignmentStatus, Task, TaskStatus
+from quorum.db.models import (
+    AnnotatorDomain,
+    Assignment,
+    AssignmentStatus,
+    Project,
+    ProjectDomain,
+    ProjectWorker,
+    Task,
+    TaskStatus,
+    User,
+)
 from quorum.db.types import canonical_json
 from quorum.domain.errors import Conflict, Invalid
 from quorum.domain.questions import QuestionSchema, check_answers
@@ -49,12 +67,169 @@ def due_filter(
     project_id: ColumnElement[int], user_id: ColumnElement[int]
 ) -> list[ColumnElement[bool]]:
     """Tasks due to ``user_id``: open, with a free slot, never held by this annotator before."""
-    had_it = exists().where(Assignment.task_id == Task.id, Assignment.user_id == user_id)
     return [
         Task.project_id == project_id,
         Task.status == TaskStatus.open.value,
         Task.n_submitted + Task.n_leased < Task.overlap,
-        ~had_it,
+        ~had_it(user_id),
+    ]
+
+
+PASSED = "passed"
+FAILED = "failed"
+# Hidden gold is handed out newest first: an order that the index ix_tasks_gold_due (without
+# DESC columns, so SQLite can reflect it) gives by scanning backwards.
+GOLD_ORDER = (Task.priority.desc(), Task.n_submitted.desc(), Task.id.desc())
+
+
+def had_it(user_id: ColumnElement[int]) -> ColumnElement[bool]:
+    return exists().where(Assignment.task_id == Task.id, Assignment.user_id == user_id)
+
+
+def standing_query(
+    project_id: ColumnElement[int], user_id: ColumnElement[int]
+) -> Select[int, bool, bool, int, float, bool]:
+    """The caller's standing in the project, one row: ``tier, blocked, qualifying, qual_last,
+    gold_rate, ready_to_grade``.
+
+    - ``blocked``: paused here, failed the qualification, below the policy's ``min_tier``, or
+      missing one of its required domains (at the level it asks);
+    - ``qualifying``: the policy has a qualification the caller has not passed yet;
+    - ``qual_last``: the id of the last qualification task (the project's first
+      ``qualification.tasks`` gold tasks; 0 without a qualification);
+    - ``ready_to_grade``: qualifying, and every qualification task already held once.
+    """
+    policy = Project.policy
+    n_qual = policy[("qualification", "tasks")].as_integer()
+    # NOTE: OFFSET cannot see the outer query's columns (SQLite), so it reads the policy again.
+    n_own = select(n_qual).where(Project.id == project_id).scalar_subquery()
+    gold_ids = select(Task.id).where(Task.project_id == project_id, Task.gold.is_not(None))
+    nth_gold = gold_ids.order_by(Task.id).offset(n_own - 1).limit(1).scalar_subquery()
+    last_gold = select(func.max(Task.id)).where(
+        Task.project_id == project_id, Task.gold.is_not(None)
+    )
+    qual_last = case(
+        (n_qual.is_(None), 0), else_=func.coalesce(nth_gold, last_gold.scalar_subquery(), 0)
+    )
+    state = func.coalesce(ProjectWorker.qualification, "")
+    qualifying = and_(n_qual.is_not(None), state != PASSED)
+    missing_domain = exists().where(
+        ProjectDomain.project_id == project_id,
+        ~exists().where(
+            AnnotatorDomain.user_id == user_id,
+            AnnotatorDomain.domain == ProjectDomain.domain,
+            AnnotatorDomain.level >= ProjectDomain.min_level,
+        ),
+    )
+    blocked = or_(
+        ProjectWorker.paused_at.is_not(None),
+        state == FAILED,
+        User.tier < func.coalesce(policy["min_tier"].as_integer(), 1),
+        missing_domain,
+    )
+    left = exists().where(
+        Task.project_id == project_id,
+        Task.gold.is_not(None),
+        Task.id <= qual_last,
+        ~had_it(user_id),
+    )
+    return (
+        select(
+            User.tier.label("tier"),
+            blocked.label("blocked"),
+            qualifying.label("qualifying"),
+            qual_last.label("qual_last"),
+            func.coalesce(policy["gold_rate"].as_float(), 0).label("gold_rate"),
+            and_(qualifying, qual_last > 0, ~left).label("ready_to_grade"),
+        )
+        .select_from(User)
+        .join(Project, Project.id == project_id)
+        .outerjoin(
+            ProjectWorker,
+            and_(ProjectWorker.project_id == project_id, ProjectWorker.user_id == User.id),
+        )
+        .where(User.id == user_id)
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The caller's standing as SQL expressions: columns of a CTE on PostgreSQL (read once per
+    statement), literals on SQLite (read by a query first)."""
+
+    tier: ColumnElement[int]
+    blocked: ColumnElement[bool]
+    qualifying: ColumnElement[bool]
+    qual_last: ColumnElement[int]
+    hides_gold: ColumnElement[bool]
+    gold_coin: ColumnElement[bool]
+
+    @classmethod
+    def of(
+        cls, tier: int, blocked: bool, qualifying: bool, qual_last: int, gold_rate: float,
+        coin: float,
+    ) -> "Standing":  # fmt: skip
+        """Literals for SQLite, from a row of :func:`standing_query` and a coin in [0, 1)."""
+        return cls(
+            literal(tier), literal(blocked), literal(qualifying), literal(qual_last),
+            literal(gold_rate > 0), literal(coin < gold_rate),
+        )  # fmt: skip
+
+
+def qualification_filter(
+    project_id: ColumnElement[int], user_id: ColumnElement[int], standing: Standing
+) -> list[ColumnElement[bool]]:
+    """The caller's next qualification task (in id order): any they never held, no slot
+    needed (everyone who qualifies answers every one; see :func:`qualification_overlap`)."""
+    return [
+        ~standing.blocked,
+        standing.qualifying,
+        Task.project_id == project_id,
+        Task.gold.is_not(None),
+        Task.id <= standing.qual_last,
+        ~had_it(user_id),
+    ]
+
+
+def qualification_overlap(bump: ColumnElement[int] | int) -> ColumnElement[int]:
+    """A task's overlap once leased: unchanged for work; for a qualification task (``bump``
+    1) exactly its labels plus leases, this one included, so each qualifier brings the slot
+    they take and the task is complete whenever no qualifier is still on it."""
+    flag = bump if isinstance(bump, ColumnElement) else literal(bump)
+    return case((flag == 1, Task.n_submitted + Task.n_leased + 1), else_=Task.overlap)
+
+
+def work_filter(
+    project_id: ColumnElement[int], user_id: ColumnElement[int], standing: Standing
+) -> list[ColumnElement[bool]]:
+    """Real work due to the caller: due, not reserved for a higher tier, not a qualification
+    task, and no gold task when the project hides its gold (those come through the coin)."""
+    return [
+        ~standing.blocked,
+        ~standing.qualifying,
+        *due_filter(project_id, user_id),
+        or_(Task.gold.is_(None), and_(~standing.hides_gold, Task.id > standing.qual_last)),
+        Task.min_tier <= standing.tier,
+    ]
+
+
+def gold_filter(
+    project_id: ColumnElement[int], user_id: ColumnElement[int], standing: Standing
+) -> list[ColumnElement[bool]]:
+    """A hidden gold task for the caller, when the coin (``gold_rate``) says so and real work
+    is due to them as well: gold only ever comes mixed into work, so the task that follows a
+    204 is never a check. Gold tasks keep their overlap, so no gold task is shown to more
+    annotators than a real task's overlap."""
+    work_due = exists(select(Task.id).where(*work_filter(project_id, user_id, standing)))
+    return [
+        ~standing.blocked,
+        ~standing.qualifying,
+        standing.gold_coin,
+        *due_filter(project_id, user_id),
+        Task.gold.is_not(None),
+        Task.id > standing.qual_last,
+        Task.min_tier <= standing.tier,
+        work_due,
     ]
 
 
@@ -128,6 +303,25 @@ class Submission:
         return check_answers(schema, data, self.answers)
 
 
+class Grade(Enum):
+    """The caller answered every qualification task: grade them, then ask again."""
+
+    grade = "grade"
+
+
+GRADE = Grade.grade
+
+
+def task_ref(task_id: int, assignment_id: int, hides_gold: bool) -> int:
+    """The id of a task as its annotator sees it.
+
+    NOTE: where gold is hidden, task ids would tell gold apart when gold tasks were imported
+    apart from the rest (a block of ids). The annotator then sees their own handle on the task:
+    the id of their assignment, which is unique to them and that task and says nothing else.
+    """
+    return assignment_id if hides_gold else task_id
+
+
 @dataclass(frozen=True)
 class LeaseView:
     """A lease as its holder sees it: the assignment and the task's data, nothing more."""
@@ -136,6 +330,11 @@ class LeaseView:
     task_id: int
     data: dict[str, Any]
     expires_at: datetime
+    hides_gold: bool = False
+
+    @property
+    def task_ref(self) -> int:
+        return task_ref(self.task_id, self.assignment_id, self.hides_gold)
 
 
 @dataclass(frozen=True)
@@ -148,6 +347,11 @@ class SubmissionView:
     answers: dict[str, Any]
     duration_ms: int | None
     submitted_at: datetime
+    hides_gold: bool = False
+
+    @property
+    def task_ref(self) -> int:
+        return task_ref(self.task_id, self.assignment_id, self.hides_gold)
 
 
 @dataclass(frozen=True)
@@ -158,3 +362,8 @@ class AssignmentView:
     leased_at: datetime
     expires_at: datetime
     finished_at: datetime | None
+    hides_gold: bool = False
+
+    @property
+    def task_ref(self) -> int:
+        return task_ref(self.task_id, self.id, self.hides_gold)

@@ -44,6 +44,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -66,22 +67,30 @@ from quorum.db.models import (
 from quorum.domain.errors import Conflict, Invalid
 from quorum.domain.lease_rules import (
     EXPIRED,
+    GOLD_ORDER,
+    GRADE,
     LEASE_ORDER,
     LEASED,
     REFUSED,
     SKIPPED,
     SUBMITTED,
     AssignmentView,
+    Grade,
     LeaseView,
     Refused,
+    Standing,
     Submission,
     SubmissionView,
-    due_filter,
+    gold_filter,
+    qualification_filter,
+    qualification_overlap,
     reads_task_data,
     refuse_finished,
     schema_from_text,
     slot_free,
     slot_taken,
+    standing_query,
+    work_filter,
 )
 from quorum.domain.policy import DEFAULT_LEASE_SECONDS
 from quorum.domain.questions import QuestionSchema
@@ -150,6 +159,8 @@ def _compiled(build: Build, by_token: bool) -> tuple[str, dict[str, Any]]:
 def _literal(value: Any) -> str:
     if isinstance(value, Enum):
         value = value.value
+    if isinstance(value, tuple) and all(isinstance(part, str) for part in value):
+        return "ARRAY[" + ", ".join(_literal(part) for part in value) + "]"  # a JSON path
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TypeError(f"no SQL literal for the constant {value!r}")
     if isinstance(value, int):
@@ -223,12 +234,19 @@ def _touch(who: Who, used_at: datetime | None, now: datetime) -> Statement | Non
 
 
 def _lease(by_token: bool) -> ClauseElement:
-    """Return the caller's live lease, or lease them the first due task, in one statement.
+    """Return the caller's live lease, or lease them the next task, in one statement.
+
+    The caller's standing (``lease_rules.standing_query``) is read once, then one of three
+    picks runs, the others cut off by one-time filters: the next qualification task, a hidden
+    gold task (when the coin drawn here says so), or real work in ``LEASE_ORDER``.
 
     NOTE: the chosen task is locked FOR NO KEY UPDATE SKIP LOCKED: concurrent leases never wait
     for each other, and the lock re-checks the free slot on the task's newest version before
-    the slot is counted. The unique index of leased assignments on (project, annotator) makes
-    a second concurrent lease of one annotator fail; the flow then returns the first.
+    the slot is counted. Qualification tasks have no slot to protect and every qualifier needs
+    each of them, so that pick waits for the lock instead (a skip would read as "nothing left
+    to qualify on"); the lease holds no other lock meanwhile. The unique index of leased
+    assignments on (project, annotator) makes a second concurrent lease of one annotator fail;
+    the flow then returns the first.
     """
     me = _member(by_token)
     user_id = select(me.c.user_id).scalar_subquery()
@@ -245,16 +263,39 @@ def _lease(by_token: bool) -> ClauseElement:
     # NOTE: a project with a budget leases only after budget.admit_lease counted under the
     # project's lock (``ADMITTED``, the session door); without it, the flow hands the call over.
     budgeted = select(me.c.budgeted).scalar_subquery()
-    chosen = (
-        select(Task.id)
-        .where(*due_filter(PROJECT, user_id))
-        .where(user_id.is_not(None), ~holds_any, ~and_(CHECK_EXPIRED, expired_waiting))
-        .where(or_(ADMITTED, ~budgeted))
+    common = (
+        user_id.is_not(None),
+        ~holds_any,
+        ~and_(CHECK_EXPIRED, expired_waiting),
+        or_(ADMITTED, ~budgeted),
+    )
+    known = standing_query(PROJECT, user_id).cte("standing")
+    standing = _standing(known)
+    qualification = (
+        select(Task.id, literal(1).label("bump"))
+        .where(*qualification_filter(PROJECT, user_id, standing), *common)
+        .order_by(Task.id)
+        .limit(1)
+        .with_for_update(key_share=True, of=Task)
+        .cte("qualification_pick")
+    )
+    gold = (
+        select(Task.id, literal(0).label("bump"))
+        .where(*gold_filter(PROJECT, user_id, standing), *common)
+        .order_by(*GOLD_ORDER)
+        .limit(1)
+        .with_for_update(key_share=True, skip_locked=True, of=Task)
+        .cte("gold_pick")
+    )
+    work = (
+        select(Task.id, literal(0).label("bump"))
+        .where(*work_filter(PROJECT, user_id, standing), *common, ~exists(select(gold.c.id)))
         .order_by(*LEASE_ORDER)
         .limit(1)
         .with_for_update(key_share=True, skip_locked=True, of=Task)
-        .cte("chosen")
+        .cte("work_pick")
     )
+    chosen = union_all(select(qualification), select(gold), select(work)).cte("chosen")
     expires_at = NOW + literal_column("interval '1 second'") * me.c.lease_seconds
     leased = (
         insert(Assignment)
@@ -268,10 +309,15 @@ def _lease(by_token: bool) -> ClauseElement:
         .returning(Assignment.id, Assignment.task_id, Assignment.expires_at)
         .cte("leased")
     )
+    overlap = qualification_overlap(chosen.c.bump)
     counted = (
         update(Task)
-        .where(Task.id == leased.c.task_id)
-        .values(n_leased=Task.n_leased + 1, status=status_after(Task.n_submitted))
+        .where(Task.id == leased.c.task_id, Task.id == chosen.c.id)
+        .values(
+            n_leased=Task.n_leased + 1,
+            overlap=overlap,
+            status=status_after(Task.n_submitted, overlap),
+        )
         .cte("counted")
     )
     task_id = func.coalesce(leased.c.task_id, held.c.task_id)
@@ -284,12 +330,36 @@ def _lease(by_token: bool) -> ClauseElement:
             Task.data,
             expired_waiting,
             me.c.budgeted,
+            select(known.c.ready_to_grade).scalar_subquery(),
+            select(known.c.gold_rate > 0).scalar_subquery(),
         )
         .select_from(me)
         .outerjoin(held, true())
         .outerjoin(leased, true())
         .outerjoin(Task, Task.id == task_id)
         .add_cte(counted)
+    )
+
+
+def _standing(known: CTE) -> Standing:
+    """The standing CTE's columns as one-row subqueries, and the gold coin drawn once.
+
+    NOTE: random() sits in a CTE, which PostgreSQL evaluates once; written in the pick's WHERE
+    it would be drawn again for every task the index walk looks at.
+    """
+    coin = select((func.random() < known.c.gold_rate).label("gold_coin")).cte("coin")
+    tier, blocked, qualifying, last, rate = (
+        select(column).scalar_subquery()
+        for column in (
+            known.c.tier,
+            known.c.blocked,
+            known.c.qualifying,
+            known.c.qual_last,
+            known.c.gold_rate > 0,
+        )
+    )
+    return Standing(
+        tier, blocked, qualifying, last, rate, select(coin.c.gold_coin).scalar_subquery()
     )
 
 
@@ -341,8 +411,10 @@ def lease(
     hints: "Hints | None" = None,
     *,
     admitted: bool = False,
-) -> Flow[LeaseView | Refused | None]:
-    """The caller's live lease in the project, a new one, None when nothing is due, or REFUSED.
+) -> Flow[LeaseView | Refused | Grade | None]:
+    """The caller's live lease in the project, a new one, None when nothing is due, REFUSED,
+    or GRADE when the caller has held every qualification task (the session path grades them
+    and asks again).
 
     Expired leases of the project are reclaimed first and the lease asked again, so an expired
     lease frees its slot without any background process. A project with a budget is leased
@@ -362,15 +434,19 @@ def lease(
         )
         if not rows:
             return REFUSED
-        used_at, assignment_id, task_id, expires_at, data, expired_waiting, budgeted = rows[0]
+        used_at, assignment_id, task_id, expires_at, data, expired_waiting, budgeted = rows[0][:7]
+        grade, hides = rows[0][7:]
         touch = _touch(who, used_at, now)
         if touch is not None:
             yield touch
         if assignment_id is not None:
             hints.leased(assignment_id, project_id)
-            return LeaseView(assignment_id, task_id, data, expires_at.astimezone(UTC))
+            view = LeaseView(assignment_id, task_id, data, expires_at.astimezone(UTC), hides)
+            return view
         if budgeted and not admitted:
             return REFUSED
+        if grade:
+            return GRADE
         if not (expired_waiting and check_expired):
             return None
         yield _statement(_reclaim, who, project_id=project_id, now=now)
@@ -392,6 +468,7 @@ def _read_assignment(by_token: bool) -> ClauseElement:
             Assignment.project_id,
             Project.updated_at,
             cast(Project.schema, Text),
+            _hides_gold(),
             IdempotencyRecord.request_hash,
             IdempotencyRecord.response,
         )
@@ -562,24 +639,26 @@ class Hints:
     def __init__(self, size: int = 50_000) -> None:
         self.size = size
         self.projects: OrderedDict[int, int] = OrderedDict()  # assignment -> project
-        self.schemas: dict[int, tuple[datetime, str]] = {}  # project -> (version, schema)
+        # project -> (version, schema, whether it hides gold)
+        self.schemas: dict[int, tuple[datetime, str, bool]] = {}
 
     def leased(self, assignment_id: int, project_id: int) -> None:
         self.projects[assignment_id] = project_id
         if len(self.projects) > self.size:
             self.projects.popitem(last=False)
 
-    def learnt(self, project_id: int, version: datetime, schema_text: str) -> None:
-        self.schemas[project_id] = (version, schema_text)
+    def learnt(self, project_id: int, version: datetime, schema_text: str, hides: bool) -> None:
+        self.schemas[project_id] = (version, schema_text, hides)
 
-    def known(self, assignment_id: int) -> tuple[int, datetime, QuestionSchema] | None:
-        """The project, schema version and schema of the assignment, if this process knows."""
+    def known(self, assignment_id: int) -> tuple[int, datetime, QuestionSchema, bool] | None:
+        """The project, its version, schema and whether it hides gold, if this process knows
+        (the version is checked by the statement: a policy change updates it too)."""
         project_id = self.projects.pop(assignment_id, None)
         found = self.schemas.get(project_id) if project_id is not None else None
         if project_id is None or found is None:
             return None
         schema = schema_from_text(found[1])
-        return None if reads_task_data(schema) else (project_id, found[0], schema)
+        return None if reads_task_data(schema) else (project_id, found[0], schema, found[2])
 
 
 HINTS = Hints()
@@ -613,7 +692,7 @@ def submit(
             if annotation_id is None:
                 raise slot_taken(task_id)
             return SubmissionView(
-                annotation_id, assignment_id, task_id, clean, submission.duration_ms, now
+                annotation_id, assignment_id, task_id, clean, submission.duration_ms, now, known[3]
             )
     return (yield from _read_then_write(submission, who, fields, now, hints))
 
@@ -636,16 +715,15 @@ def _read_then_write(
         rows = yield _statement(_read_assignment, who, **ids)
         if not rows:
             return REFUSED
-        user_id, used_at, status, task_id, project_id, version, schema_text, recorded, response = (
-            rows[0]
-        )
-        hints.learnt(project_id, version, schema_text)
+        user_id, used_at, status, task_id, project_id, version, schema_text = rows[0][:7]
+        hides, recorded, response = rows[0][7:]
+        hints.learnt(project_id, version, schema_text, hides)
         touch = _touch(who, used_at, now)
         if touch is not None:
             yield touch
         if submission.is_replay(recorded):
             found = yield _statement(_annotation, who, annotation_id=response["annotation_id"])
-            return replayed(found)
+            return replayed(found, hides)
         refuse_finished(assignment_id, status)
         schema = schema_from_text(schema_text)
         data: Any = {}
@@ -661,7 +739,7 @@ def _read_then_write(
         if annotation_id is None:
             raise slot_taken(task_id)
         return SubmissionView(
-            annotation_id, assignment_id, task_id, clean, submission.duration_ms, now
+            annotation_id, assignment_id, task_id, clean, submission.duration_ms, now, hides
         )
     raise Conflict(f"assignment {assignment_id} kept changing; try again")
 
@@ -683,6 +761,7 @@ def _skip(by_token: bool) -> ClauseElement:
             Assignment.leased_at,
             Assignment.expires_at,
             Assignment.finished_at,
+            Assignment.project_id,
         )
         .where(Assignment.id == ASSIGNMENT, Assignment.user_id == me.c.user_id)
         .with_for_update(key_share=True, of=Assignment)
@@ -710,6 +789,7 @@ def _skip(by_token: bool) -> ClauseElement:
             target.c.leased_at,
             target.c.expires_at,
             func.coalesce(done.c.finished_at, target.c.finished_at),
+            select(_hides_gold()).where(Project.id == target.c.project_id).scalar_subquery(),
         )
         .select_from(me)
         .join(target, true())
@@ -723,21 +803,26 @@ def skip(assignment_id: int, who: Who, now: datetime) -> Flow[AssignmentView | R
     rows = yield _statement(_skip, who, assignment_id=assignment_id, now=now)
     if not rows:
         return REFUSED
-    used_at, assignment_id, task_id, status, leased_at, expires_at, finished_at = rows[0]
+    used_at, assignment_id, task_id, status, leased_at, expires_at, finished_at, hides = rows[0]
     touch = _touch(who, used_at, now)
     if touch is not None:
         yield touch
     if status == SUBMITTED:
         raise Conflict(f"assignment {assignment_id} is already submitted")
     return AssignmentView(
-        assignment_id, task_id, SKIPPED, leased_at, expires_at.astimezone(UTC), finished_at
+        assignment_id, task_id, SKIPPED, leased_at, expires_at.astimezone(UTC), finished_at, hides
     )
 
 
-def replayed(rows: list[tuple[Any, ...]]) -> SubmissionView:
+def replayed(rows: list[tuple[Any, ...]], hides_gold: bool) -> SubmissionView:
     if not rows:
         raise Conflict("the annotation this Idempotency-Key created no longer exists")
     id_, assignment_id, task_id, answers, duration_ms, submitted_at = rows[0]
     return SubmissionView(
-        id_, assignment_id, task_id, answers, duration_ms, submitted_at.astimezone(UTC)
+        id_, assignment_id, task_id, answers, duration_ms, submitted_at.astimezone(UTC), hides_gold
     )
+
+
+def _hides_gold() -> ColumnElement[bool]:
+    """On ``projects``: whether the project mixes in hidden gold (ids are then aliased)."""
+    return func.coalesce(Project.policy["gold_rate"].as_float(), 0) > 0

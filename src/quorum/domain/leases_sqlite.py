@@ -5,11 +5,12 @@ time, across threads and processes: the steps need no row locks and a read-then-
 race. The results and errors are those of ``leases_pg``; the same tests run on both.
 """
 
+import random
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, literal, select, update
+from sqlalchemy import ColumnElement, and_, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from quorum.db.models import (
@@ -24,42 +25,59 @@ from quorum.db.types import dumps_json
 from quorum.domain.errors import Conflict
 from quorum.domain.lease_rules import (
     EXPIRED,
+    GOLD_ORDER,
+    GRADE,
     LEASE_ORDER,
     LEASED,
     REFUSED,
     SKIPPED,
     SUBMITTED,
     AssignmentView,
+    Grade,
     LeaseView,
     Refused,
+    Standing,
     Submission,
     SubmissionView,
-    due_filter,
+    gold_filter,
+    qualification_filter,
+    qualification_overlap,
     reads_task_data,
     refuse_finished,
     schema_from_text,
     slot_free,
     slot_taken,
+    standing_query,
+    work_filter,
 )
 from quorum.domain.policy import DEFAULT_LEASE_SECONDS
 from quorum.domain.task_status import status_after
 
 
 def lease(
-    session: Session, project_id: int, user_id: int, now: datetime
-) -> LeaseView | Refused | None:
-    """The annotator's live lease, a new one, None when nothing is due, or REFUSED."""
-    lease_seconds = _lease_seconds(session, project_id, user_id)
-    if lease_seconds is None:
+    session: Session, project_id: int, user_id: int, now: datetime, *, coin: float | None = None
+) -> LeaseView | Refused | Grade | None:
+    """The annotator's live lease, a new one, None when nothing is due, REFUSED, or GRADE when
+    they answered every qualification task (the caller grades them and asks again).
+
+    ``coin`` in [0, 1) decides hidden gold (gold when below ``gold_rate``); drawn when not given.
+    """
+    policy = _policy(session, project_id, user_id)
+    if policy is None:
         return REFUSED
-    held = _held(session, project_id, user_id, now)
+    lease_seconds = int(policy.get("lease_seconds", DEFAULT_LEASE_SECONDS))
+    held = _held(session, project_id, user_id, now, _hides_gold(policy))
     if held is not None:
         return held
     reclaim_expired(session, project_id, now)
-    chosen = select(Task.id).where(*due_filter(literal(project_id), literal(user_id)))
-    task_id = session.scalar(chosen.order_by(*LEASE_ORDER).limit(1))
+    project, user = literal(project_id), literal(user_id)
+    row = session.execute(standing_query(project, user)).one()
+    tier, blocked, qualifying, qual_last, gold_rate, ready_to_grade = row
+    drawn = _COIN.random() if coin is None else coin
+    standing = Standing.of(tier, bool(blocked), bool(qualifying), qual_last, gold_rate, drawn)
+    task_id, bump = _choose(session, project, user, standing)
     if task_id is None:
-        return None
+        return GRADE if ready_to_grade else None
     expires_at = now + timedelta(seconds=lease_seconds)
     assignment_id = session.scalar(
         insert(Assignment)
@@ -73,28 +91,60 @@ def lease(
         )
         .returning(Assignment.id)
     )
+    overlap = qualification_overlap(bump)
     data = session.scalar(
         update(Task)
         .where(Task.id == task_id)
-        .values(n_leased=Task.n_leased + 1, status=status_after(Task.n_submitted))
+        .values(
+            n_leased=Task.n_leased + 1,
+            overlap=overlap,
+            status=status_after(Task.n_submitted, overlap),
+        )
         .returning(Task.data)
     )
     assert assignment_id is not None and data is not None, "the chosen task was just seen"
-    return LeaseView(assignment_id, task_id, data, expires_at)
+    return LeaseView(assignment_id, task_id, data, expires_at, gold_rate > 0)
 
 
-def _lease_seconds(session: Session, project_id: int, user_id: int) -> int | None:
-    """The project's lease time, or None when the user is not a member of the project."""
+# NOTE: the gold coin of SQLite leases; PostgreSQL draws it with random() in the statement.
+_COIN = random.Random()
+
+
+def _choose(
+    session: Session, project: ColumnElement[int], user: ColumnElement[int], standing: Standing
+) -> tuple[int | None, int]:
+    """The task to lease and the slots its overlap gains: the next qualification task, else
+    hidden gold when the coin says so, else real work (``lease_rules``)."""
+    picks = (
+        (qualification_filter, (Task.id,), 1),
+        (gold_filter, GOLD_ORDER, 0),
+        (work_filter, LEASE_ORDER, 0),
+    )
+    for rule, order, bump in picks:
+        query = select(Task.id).where(*rule(project, user, standing)).order_by(*order).limit(1)
+        task_id = session.scalar(query)
+        if task_id is not None:
+            return task_id, bump
+    return None, 0
+
+
+def _policy(session: Session, project_id: int, user_id: int) -> dict[str, Any] | None:
+    """The project's policy, or None when the user is not a member of the project."""
     query = (
         select(Project.policy)
         .join(Membership, Membership.project_id == Project.id)
         .where(Project.id == project_id, Membership.user_id == user_id)
     )
-    policy = session.scalar(query)
-    return None if policy is None else int(policy.get("lease_seconds", DEFAULT_LEASE_SECONDS))
+    return session.scalar(query)
 
 
-def _held(session: Session, project_id: int, user_id: int, now: datetime) -> LeaseView | None:
+def _hides_gold(policy: dict[str, Any]) -> bool:
+    return float(policy.get("gold_rate") or 0) > 0
+
+
+def _held(
+    session: Session, project_id: int, user_id: int, now: datetime, hides_gold: bool
+) -> LeaseView | None:
     query = (
         select(Assignment.id, Assignment.task_id, Task.data, Assignment.expires_at)
         .join(Task, Task.id == Assignment.task_id)
@@ -106,7 +156,10 @@ def _held(session: Session, project_id: int, user_id: int, now: datetime) -> Lea
         )
     )
     row = session.execute(query).first()
-    return None if row is None else LeaseView(*row)
+    if row is None:
+        return None
+    assignment_id, task_id, data, expires_at = row
+    return LeaseView(assignment_id, task_id, data, expires_at, hides_gold)
 
 
 def reclaim_expired(session: Session, project_id: int, now: datetime) -> int:
@@ -143,6 +196,7 @@ def submit(
             Assignment.status,
             Assignment.task_id,
             Project.schema,
+            Project.policy,
             IdempotencyRecord.request_hash,
             IdempotencyRecord.response,
         )
@@ -153,8 +207,9 @@ def submit(
     row = session.execute(query).first()
     if row is None or row.user_id != user_id:
         return REFUSED
+    hides = _hides_gold(row.policy)
     if submission.is_replay(row.request_hash):
-        return _replayed(session, row.response["annotation_id"])
+        return _replayed(session, row.response["annotation_id"], hides)
     refuse_finished(assignment_id, row.status)
     schema = schema_from_text(dumps_json(row.schema))
     data = _task_data(session, row.task_id) if reads_task_data(schema) else {}
@@ -167,7 +222,7 @@ def submit(
     )
     annotation_id = _save(session, submission, user_id, clean, now)
     return SubmissionView(
-        annotation_id, assignment_id, row.task_id, clean, submission.duration_ms, now
+        annotation_id, assignment_id, row.task_id, clean, submission.duration_ms, now, hides
     )
 
 
@@ -225,7 +280,7 @@ def _save(
     return int(annotation_id)
 
 
-def _replayed(session: Session, annotation_id: int) -> SubmissionView:
+def _replayed(session: Session, annotation_id: int, hides_gold: bool) -> SubmissionView:
     annotation = session.get(Annotation, annotation_id)
     if annotation is None:
         raise Conflict("the annotation this Idempotency-Key created no longer exists")
@@ -236,6 +291,7 @@ def _replayed(session: Session, annotation_id: int) -> SubmissionView:
         annotation.answers,
         annotation.duration_ms,
         annotation.submitted_at,
+        hides_gold,
     )
 
 
@@ -243,14 +299,19 @@ def skip(
     session: Session, assignment_id: int, user_id: int, now: datetime
 ) -> AssignmentView | Refused:
     """Skip the user's assignment; skipping it again changes nothing."""
-    query = select(
-        Assignment.user_id,
-        Assignment.task_id,
-        Assignment.status,
-        Assignment.leased_at,
-        Assignment.expires_at,
-        Assignment.finished_at,
-    ).where(Assignment.id == assignment_id)
+    query = (
+        select(
+            Assignment.user_id,
+            Assignment.task_id,
+            Assignment.status,
+            Assignment.leased_at,
+            Assignment.expires_at,
+            Assignment.finished_at,
+            Project.policy,
+        )
+        .join(Project, Project.id == Assignment.project_id)
+        .where(Assignment.id == assignment_id)
+    )
     row = session.execute(query).first()
     if row is None or row.user_id != user_id:
         return REFUSED
@@ -261,7 +322,13 @@ def skip(
         finished_at = now
         _give_back(session, assignment_id, row.task_id, row.status, now)
     return AssignmentView(
-        assignment_id, row.task_id, SKIPPED, row.leased_at, row.expires_at, finished_at
+        assignment_id,
+        row.task_id,
+        SKIPPED,
+        row.leased_at,
+        row.expires_at,
+        finished_at,
+        _hides_gold(row.policy),
     )
 
 

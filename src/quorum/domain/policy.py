@@ -1,8 +1,13 @@
 """A project's quality and routing policy (DESIGN §3), with its defaults."""
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_LEASE_SECONDS = 600
+DEFAULT_ACCURACY_FLOOR = 0.6
+# A required domain: a name, optionally with the least level wanted ("medicine:3").
+DOMAIN = re.compile(r"^([a-z0-9][a-z0-9_.-]{0,63})(?::([1-5]))?$")
 
 
 class Qualification(BaseModel):
@@ -30,6 +35,41 @@ class ProjectPolicy(BaseModel):
     pay_per_task_cents: int = Field(default=0, ge=0, le=10_000_000)
     budget_cents: int | None = Field(default=None, ge=0)
     review_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    accuracy_floor: float = Field(
+        default=DEFAULT_ACCURACY_FLOOR,
+        ge=0.0,
+        le=1.0,
+        description="pause an annotator once P(their accuracy < this) > 0.95 (docs/quality.md)",
+    )
+    gold_feedback: bool = Field(
+        default=False, description="tell annotators whether they got each gold task right"
+    )
+
+    @field_validator("required_domains")
+    @classmethod
+    def _domains(cls, domains: list[str]) -> list[str]:
+        clean = [domain.strip().lower() for domain in domains]
+        for domain in clean:
+            if not DOMAIN.match(domain):
+                raise ValueError(
+                    f"{domain!r} is not a domain: a lower-case name, optionally with the "
+                    "least level wanted, as 'medicine' or 'medicine:3'"
+                )
+        names = [DOMAIN.match(domain).group(1) for domain in clean]  # type: ignore[union-attr]
+        if len(set(names)) != len(names):
+            raise ValueError("each domain may be required once")
+        return clean
+
+    @property
+    def domain_levels(self) -> dict[str, int]:
+        """The required domains and the least level each wants (1 when not said)."""
+        found = (DOMAIN.match(domain) for domain in self.required_domains)
+        return {m.group(1): int(m.group(2) or 1) for m in found if m is not None}
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the quality loop may ask for labels beyond ``overlap``."""
+        return self.ceiling > self.overlap
 
     @model_validator(mode="after")
     def _ceiling_above_overlap(self) -> "ProjectPolicy":

@@ -5,12 +5,12 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from quorum.db.models import Annotation, Membership, Project, Role, Task, User
 from quorum.db.types import canonical_json, utcnow
-from quorum.domain import policies, users
+from quorum.domain import policies, users, workforce
 from quorum.domain.errors import Conflict, Invalid, NotFound, problems_from_pydantic
 from quorum.domain.pages import Page, paginate
 from quorum.domain.policy import ProjectPolicy
@@ -93,6 +93,7 @@ def create(
     )
     session.add(project)
     session.flush()
+    workforce.sync_project_domains(session, project.id, clean_policy.domain_levels)
     session.add(
         Membership(project_id=project.id, user_id=owner.id, role=Role.owner, created_at=now)
     )
@@ -158,6 +159,7 @@ def update_project(session: Session, project: Project, changes: dict[str, Any]) 
 def _change_policy(session: Session, project: Project, new: ProjectPolicy) -> None:
     old = policy_of(project)
     project.policy = new.model_dump(mode="json")
+    workforce.sync_project_domains(session, project.id, new.domain_levels)
     if new.overlap == old.overlap and new.ceiling == old.ceiling:
         return
     # Keep the extra labels the quality loop asked for on top of the old overlap.
@@ -165,14 +167,29 @@ def _change_policy(session: Session, project: Project, new: ProjectPolicy) -> No
     extra = raised(Task.overlap - old.overlap, 0)
     ceiling = func.min if session.get_bind().dialect.name == "sqlite" else func.least
     lock_live_leases(session, project.id)
+    # Qualification tasks keep theirs: it counts their qualifiers (quorum.domain.qualification).
+    qualification = _qualification_last(session, project.id, old)
     session.execute(
         update(Task)
-        .where(Task.project_id == project.id)
+        .where(Task.project_id == project.id, or_(Task.gold.is_(None), Task.id > qualification))
         .values(overlap=ceiling(new.overlap + extra, new.ceiling))
         .execution_options(synchronize_session=False)
     )
     release_leases_beyond_overlap(session, project.id)
     recompute_task_status(session, project_id=project.id)
+
+
+def _qualification_last(session: Session, project_id: int, policy: ProjectPolicy) -> int:
+    """The id of the project's last qualification task (its first gold tasks); 0 if none."""
+    if policy.qualification is None:
+        return 0
+    query = (
+        select(Task.id)
+        .where(Task.project_id == project_id, Task.gold.is_not(None))
+        .order_by(Task.id)
+        .limit(policy.qualification.tasks)
+    )
+    return max(session.scalars(query), default=0)
 
 
 def add_member(

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,7 @@ from quorum.db.models import (
     User,
 )
 from quorum.db.types import utcnow
-from quorum.domain import ledger, policies
+from quorum.domain import ledger, policies, review_trust
 from quorum.domain.errors import Conflict, Invalid, NotFound
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import check_answers
@@ -93,6 +94,54 @@ def send_to_review(
     ledger.record_label(session, annotation.id, now=review.requested_at)  # its pay now waits
     session.commit()
     return review
+
+
+@dataclass(frozen=True)
+class ToReview:
+    """An annotation the quality loop sends to review, and why."""
+
+    annotation_id: int
+    source: ReviewSource
+    reason: str
+
+
+def queue_for_review(session: Session, items: list[ToReview], *, now: datetime) -> int:
+    """Send many annotations to review at once (the quality loop's flags and samples); those
+    already waiting for a review are left as they are. The caller commits.
+
+    NOTE: the insert skips conflicts on the unique index of pending reviews, so a reviewer
+    sending the same annotation meanwhile is not an error; the ledger then moves the pay of
+    each label that was queued, as ``send_to_review`` does.
+    """
+    queued = 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for item in sorted(items, key=lambda i: i.annotation_id):  # annotations in id order
+        annotation = session.get(
+            Annotation, item.annotation_id, with_for_update={"key_share": True}
+        )
+        if annotation is None or annotation.review_status is ReviewStatus.pending:
+            continue
+        made = session.execute(
+            insert(Review)
+            .values(
+                project_id=annotation.project_id,
+                annotation_id=annotation.id,
+                source=item.source,
+                reason=item.reason.strip()[:MAX_REASON],
+                requested_at=now,
+                comment="",
+            )
+            .on_conflict_do_nothing()
+            .returning(Review.id)
+        ).first()
+        if made is None:
+            continue
+        annotation.review_status = ReviewStatus.pending
+        session.flush()
+        ledger.record_label(session, annotation.id, now=now)  # its pay now waits
+        queued += 1
+    return queued
 
 
 def _pending_review(session: Session, annotation_id: int) -> Review | None:
@@ -234,6 +283,7 @@ def decide(
     annotation.review_status = ReviewStatus(decision.value)
     session.flush()
     ledger.record_label(session, annotation.id, now=review.decided_at)  # released or reversed
+    review_trust.record_decision(session, project, review, annotation, review.decided_at)
     session.commit()
     return review
 

@@ -13,17 +13,18 @@ from quorum.db.types import utcnow
 
 def status_after(
     n_submitted: ColumnElement[int] | InstrumentedAttribute[int],
+    overlap: ColumnElement[int] | InstrumentedAttribute[int] | None = None,
 ) -> ColumnElement[str]:
     """The status a task has once it holds ``n_submitted`` labels: the one rule for status.
 
     Every statement that changes a task's counters or overlap sets ``status`` with this
     expression in the same UPDATE (lease, submit, skip, expiry, overlap change), so the status
     cannot drift from the counts. A task is complete once it has as many labels as its overlap
-    asks for; the quality loop raises a task's overlap when its answer is still unsure.
+    asks for; the quality loop raises a task's overlap when its answer is still unsure. An
+    UPDATE that also changes the overlap passes the new one (its right-hand sides see the old).
     """
-    return case(
-        (n_submitted >= Task.overlap, TaskStatus.complete.value), else_=TaskStatus.open.value
-    )
+    needed = Task.overlap if overlap is None else overlap
+    return case((n_submitted >= needed, TaskStatus.complete.value), else_=TaskStatus.open.value)
 
 
 def recompute_task_status(

@@ -18,7 +18,8 @@ from quorum.db.types import utcnow
 from quorum.domain import assignments, policies, projects, tasks
 from quorum.domain.assignments import Lease
 from quorum.domain.errors import Conflict, Invalid, NotFound, Problem
-from quorum.domain.projects import schema_of
+from quorum.domain.lease_rules import task_ref
+from quorum.domain.projects import policy_of, schema_of
 from quorum.web.deps import (
     CurrentUser,
     PageId,
@@ -204,7 +205,9 @@ def submit(
             duration_ms=submission.duration_ms,
             key=submission.key,
         )
-        return JSONResponse({"annotation_id": annotation.id, "task_id": annotation.task_id})
+        hides = policy_of(project).gold_rate > 0
+        ref = task_ref(annotation.task_id, annotation.assignment_id, hides)
+        return JSONResponse({"annotation_id": annotation.id, "task_id": ref})
     answers: dict[str, Any] = {}
     try:
         answers = answers_from_form(schema_of(project), submission.form)

@@ -1,0 +1,193 @@
+"""Auto-pause: an annotator confidently below the project's accuracy floor stops labelling it.
+
+Rule: with their trust in the project (``quorum.domain.trust``, Beta(1, 1) prior over graded
+labels), once P(accuracy < ``accuracy_floor``) > 0.95 they are paused in that project. Being
+paused means: ``next`` answers 204 (the lease's standing says *blocked*), their live leases in
+the project are freed at once, and their labels are left out of aggregation (kept, and shown as
+excluded) until an owner un-pauses them. The reason, with the figures behind it, is stored for
+the owner. An un-pause starts a new evidence window: only outcomes recorded after it count
+towards the next auto-pause, so an owner's decision is not undone by the evidence it overruled.
+"""
+
+from collections import Counter
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from quorum.db.models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    Project,
+    ProjectWorker,
+    Task,
+    User,
+)
+from quorum.db.types import utcnow
+from quorum.domain.errors import Conflict, NotFound
+from quorum.domain.projects import policy_of
+from quorum.domain.task_status import status_after
+from quorum.domain.trust import PAUSE_CERTAINTY, Trust, in_project
+
+
+def ensure_worker(session: Session, project_id: int, user_id: int) -> ProjectWorker:
+    """The annotator's standing row in the project, created when missing, locked for update.
+
+    NOTE: an INSERT that ignores a conflict, then a locking read: two transactions creating the
+    same row (the loop and a lease grading a qualification) do not fail each other.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(ProjectWorker)
+        .values(project_id=project_id, user_id=user_id, pause_reason="")
+        .on_conflict_do_nothing()
+    )
+    query = select(ProjectWorker).where(
+        ProjectWorker.project_id == project_id, ProjectWorker.user_id == user_id
+    )
+    found = session.scalar(query.with_for_update().execution_options(populate_existing=True))
+    assert found is not None, "the row was just created"
+    return found
+
+
+def excluded(
+    project_id: ColumnElement[int] | InstrumentedAttribute[int],
+    user_id: ColumnElement[int] | InstrumentedAttribute[int],
+) -> ColumnElement[bool]:
+    """SQL: whether this annotator's labels are left out of the project's aggregate (paused)."""
+    return exists().where(
+        ProjectWorker.project_id == project_id,
+        ProjectWorker.user_id == user_id,
+        ProjectWorker.paused_at.is_not(None),
+    )
+
+
+def usable_label() -> ColumnElement[bool]:
+    """SQL, on ``annotations``: the label counts in aggregation (its annotator is not paused)."""
+    return ~excluded(Annotation.project_id, Annotation.user_id)
+
+
+def paused_ids(session: Session, project_id: int) -> set[int]:
+    query = select(ProjectWorker.user_id).where(
+        ProjectWorker.project_id == project_id, ProjectWorker.paused_at.is_not(None)
+    )
+    return set(session.scalars(query))
+
+
+def reason_for(trust: Trust, floor: float) -> str:
+    return (
+        f"P(accuracy < {floor:.0%}) = {trust.below(floor):.1%} after {trust.correct} of "
+        f"{trust.total} graded labels right (mean {trust.mean:.0%}, 90% interval "
+        f"{trust.interval[0]:.0%}-{trust.interval[1]:.0%})"
+    )
+
+
+def check(
+    session: Session, project: Project, user_ids: Collection[int], *, now: datetime | None = None
+) -> list[int]:
+    """Pause the annotators among ``user_ids`` whom the rule (module doc) now catches."""
+    if not user_ids:
+        return []
+    floor = policy_of(project).accuracy_floor
+    rows = session.execute(
+        select(ProjectWorker.user_id, ProjectWorker.paused_at, ProjectWorker.evidence_since).where(
+            ProjectWorker.project_id == project.id, ProjectWorker.user_id.in_(list(user_ids))
+        )
+    ).all()
+    already = {user_id for user_id, paused_at, _ in rows if paused_at is not None}
+    since = {user_id: start for user_id, _, start in rows if start is not None}
+    evidence = in_project(session, project.id, user_ids, since=since)
+    caught = sorted(
+        user_id
+        for user_id, trust in evidence.items()
+        if user_id not in already and trust.below(floor) > PAUSE_CERTAINTY
+    )
+    for user_id in caught:
+        reason = "auto: " + reason_for(evidence[user_id], floor)
+        pause(session, project.id, user_id, reason, now=now)
+    return caught
+
+
+def pause(
+    session: Session,
+    project_id: int,
+    user_id: int,
+    reason: str,
+    *,
+    by: User | None = None,
+    now: datetime | None = None,
+) -> ProjectWorker:
+    """Pause the annotator in the project and free their live leases there."""
+    now = now or utcnow()
+    worker = ensure_worker(session, project_id, user_id)
+    if worker.paused_at is None:
+        worker.paused_at, worker.pause_reason = now, reason[:500]
+        worker.paused_by = by.id if by else None
+        free_leases(session, project_id, user_id, now)
+    session.flush()
+    return worker
+
+
+def unpause(
+    session: Session, project_id: int, user_id: int, *, by: User, now: datetime | None = None
+) -> ProjectWorker:
+    """Let a paused annotator label again; auto-pause then weighs only new evidence."""
+    now = now or utcnow()
+    worker = session.get(ProjectWorker, (project_id, user_id))
+    if worker is None or worker.paused_at is None:
+        raise Conflict("this annotator is not paused in this project")
+    worker.paused_at, worker.unpaused_at, worker.unpaused_by = None, now, by.id
+    worker.evidence_since = now
+    session.flush()
+    return worker
+
+
+def free_leases(session: Session, project_id: int, user_id: int, now: datetime) -> int:
+    """Expire the annotator's live leases in the project and give their slots back.
+
+    NOTE: assignments first, then their tasks in id order: the lock order of the lease engine
+    (docs/assignment.md).
+    """
+    freed = Counter(
+        session.scalars(
+            update(Assignment)
+            .where(
+                Assignment.project_id == project_id,
+                Assignment.user_id == user_id,
+                Assignment.status == AssignmentStatus.leased,
+            )
+            .values(status=AssignmentStatus.expired, finished_at=now)
+            .returning(Assignment.task_id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    for task_id in sorted(freed):
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(n_leased=Task.n_leased - freed[task_id], status=status_after(Task.n_submitted))
+            .execution_options(synchronize_session=False)
+        )
+    return sum(freed.values())
+
+
+def standing_of(session: Session, project_id: int, user_id: int) -> ProjectWorker | None:
+    return session.get(ProjectWorker, (project_id, user_id))
+
+
+def get_member_worker(session: Session, project: Project, user_id: int) -> User:
+    """The user, when they have a standing or labels in the project; else NotFound."""
+    user = session.get(User, user_id)
+    labelled = exists().where(
+        and_(Annotation.project_id == project.id, Annotation.user_id == user_id)
+    )
+    standing = exists().where(
+        ProjectWorker.project_id == project.id, ProjectWorker.user_id == user_id
+    )
+    if user is None or not session.scalar(select(labelled | standing)):
+        raise NotFound(f"user {user_id} has not worked in project {project.id}")
+    return user

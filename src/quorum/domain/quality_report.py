@@ -1,0 +1,163 @@
+"""What owners see of a project's quality loop: each annotator's trust, checks and standing.
+
+One call gathers it for the API, the dashboard and the CLI (``project_quality``); everything
+is read in a fixed number of queries.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from quorum.db.models import (
+    Annotation,
+    Membership,
+    Project,
+    ProjectWorker,
+    QualityState,
+    Task,
+    TaskStatus,
+    User,
+)
+from quorum.domain import qualification
+from quorum.domain.projects import policy_of
+from quorum.domain.trust import PAUSE_CERTAINTY, Trust, in_project
+
+
+@dataclass(frozen=True)
+class AnnotatorQuality:
+    user_id: int
+    annotator: str  # pseudonym
+    email: str
+    tier: int
+    labels: int
+    trust: Trust
+    below_floor: float  # P(accuracy < the project's floor)
+    paused: bool
+    pause_reason: str
+    paused_at: datetime | None
+    qualification: str  # not required, qualifying, passed, failed
+
+    @property
+    def excluded(self) -> bool:
+        """Their labels are left out of aggregation (kept, and marked)."""
+        return self.paused
+
+
+@dataclass(frozen=True)
+class ProjectQuality:
+    accuracy_floor: float
+    pause_certainty: float
+    annotators: list[AnnotatorQuality]
+    escalated_waiting: int  # open tasks whose next slot is kept for a higher tier
+    gold_tasks: int
+    qualification_tasks: int
+    fitted_at: datetime | None
+    fitted_labels: int
+
+
+def project_quality(session: Session, project: Project) -> ProjectQuality:
+    policy = policy_of(project)
+    members = select(Membership.user_id).where(Membership.project_id == project.id)
+    labellers = select(Annotation.user_id).where(Annotation.project_id == project.id)
+    people = (
+        session.execute(
+            select(User)
+            .where(User.id.in_(members.union(labellers).scalar_subquery()))
+            .order_by(User.id)
+        )
+        .scalars()
+        .all()
+    )
+    counts = dict(
+        session.execute(
+            select(Annotation.user_id, func.count())
+            .where(Annotation.project_id == project.id)
+            .group_by(Annotation.user_id)
+        ).all()
+    )
+    standing = {
+        w.user_id: w
+        for w in session.scalars(
+            select(ProjectWorker).where(ProjectWorker.project_id == project.id)
+        )
+    }
+    trusts = in_project(session, project.id)
+    required = policy.qualification is not None
+    rows = []
+    for person in people:
+        worker = standing.get(person.id)
+        trust = trusts.get(person.id, Trust(0, 0))
+        state = "not required"
+        if required:
+            state = worker.qualification if worker and worker.qualification else "qualifying"
+        rows.append(
+            AnnotatorQuality(
+                user_id=person.id,
+                annotator=person.pseudonym,
+                email=person.email,
+                tier=person.tier,
+                labels=int(counts.get(person.id, 0)),
+                trust=trust,
+                below_floor=trust.below(policy.accuracy_floor),
+                paused=bool(worker and worker.paused_at),
+                pause_reason=worker.pause_reason if worker and worker.paused_at else "",
+                paused_at=worker.paused_at if worker else None,
+                qualification=state,
+            )
+        )
+    escalated = session.scalar(
+        select(func.count()).where(
+            Task.project_id == project.id,
+            Task.status == TaskStatus.open,
+            Task.min_tier > policy.min_tier,
+        )
+    )
+    gold = session.scalar(
+        select(func.count()).where(Task.project_id == project.id, Task.gold.is_not(None))
+    )
+    loop = session.get(QualityState, project.id)
+    return ProjectQuality(
+        accuracy_floor=policy.accuracy_floor,
+        pause_certainty=PAUSE_CERTAINTY,
+        annotators=rows,
+        escalated_waiting=int(escalated or 0),
+        gold_tasks=int(gold or 0),
+        qualification_tasks=len(qualification.task_ids(session, project)),
+        fitted_at=loop.fitted_at if loop else None,
+        fitted_labels=loop.fitted_labels if loop else 0,
+    )
+
+
+def annotator_json(a: AnnotatorQuality) -> dict[str, Any]:
+    low, high = a.trust.interval
+    return {
+        "user_id": a.user_id,
+        "annotator": a.annotator,
+        "tier": a.tier,
+        "labels": a.labels,
+        "checks": a.trust.total,
+        "checks_right": a.trust.correct,
+        "trust": {"mean": a.trust.mean, "low": low, "high": high, "credible": 0.9},
+        "p_below_floor": a.below_floor,
+        "paused": a.paused,
+        "pause_reason": a.pause_reason,
+        "paused_at": a.paused_at.isoformat() if a.paused_at else None,
+        "labels_excluded": a.excluded,
+        "qualification": a.qualification,
+    }
+
+
+def as_json(q: ProjectQuality) -> dict[str, Any]:
+    return {
+        "accuracy_floor": q.accuracy_floor,
+        "pause_certainty": q.pause_certainty,
+        "escalated_waiting": q.escalated_waiting,
+        "gold_tasks": q.gold_tasks,
+        "qualification_tasks": q.qualification_tasks,
+        "fitted_at": q.fitted_at.isoformat() if q.fitted_at else None,
+        "fitted_labels": q.fitted_labels,
+        "annotators": [annotator_json(a) for a in q.annotators],
+    }
