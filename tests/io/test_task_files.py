@@ -74,6 +74,24 @@ def test_json_array_streams_elements_and_stops_at_a_syntax_error() -> None:
     assert read(b"", "json")[0].error == "expected a JSON array of tasks"
 
 
+BIG = 123456789012345678901234567890  # beyond 64 bits: orjson alone would make it a float
+
+
+def test_integers_beyond_64_bits_are_read_exactly() -> None:
+    (record,) = read(b'{"data": {"n": %d, "x": 0.5, "s": "%d"}}\n' % (BIG, BIG), "ndjson")
+    assert record.value == {"data": {"n": BIG, "x": 0.5, "s": str(BIG)}}
+    (row,) = read(b'text,items\nbig,"[%d, -%d]"\n' % (BIG, BIG), "csv")
+    assert row.value["data"]["items"] == [BIG, -BIG]
+    (within,) = read(b'{"data": {"n": 18446744073709551615}}', "ndjson")
+    assert within.value["data"]["n"] == 2**64 - 1
+
+
+def test_a_json_array_names_an_integer_beyond_64_bits() -> None:
+    records = read(b'[{"data": {}}, {"data": {"n": %d}}]' % BIG, "json")
+    assert [(r.line, r.error is None) for r in records] == [(1, True), (2, False)]
+    assert "beyond 64 bits" in (records[1].error or "")
+
+
 def test_csv_cells_are_text_never_guessed() -> None:
     body = (
         b"external_id,text,items,zip,flag,data.source,gold.verdict,gold.score,gold.tags,empty\n"

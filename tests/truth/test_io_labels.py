@@ -69,6 +69,11 @@ def test_the_three_formats_read_alike(tmp_path: Path) -> None:
         ("a.jsonl", '{"task":1,"worker":2,"label":[3]}\n', "field 'label': must be text or a num"),
         (
             "a.jsonl",
+            '{"task":1,"worker":2,"label":"a"}\n{"task":123456789012345678901,"worker":2,"label":"b"}\n',
+            "a.jsonl, line 2, field 'task': an integer beyond 64 bits",
+        ),
+        (
+            "a.jsonl",
             '{"task":1,"worker":2,"label":3}\n{"task":"x","worker":2,"label":3}\n',
             "a.jsonl, line 2, field 'task': text where earlier rows have an integer",
         ),

@@ -1,6 +1,7 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,25 @@ def canonical_json(value: Any) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+# orjson reads an integer beyond 64 bits as a float, losing digits without a word; such an
+# integer has at least 19 digits, and a line without a run of 19 digits cannot hold one.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """Parse JSON with orjson, and again with the stdlib where a long number could be an integer
+    orjson would round: values come back exactly as written.
+
+    >>> loads_json(b'{"id": 123456789012345678901234567890}')
+    {'id': 123456789012345678901234567890}
+
+    Raises ``orjson.JSONDecodeError`` (a ``ValueError``) on malformed input.
+    """
+    value = orjson.loads(raw)
+    data = raw.encode() if isinstance(raw, str) else raw
+    return json.loads(data) if _LONG_DIGITS.search(data) else value
 
 
 def dumps_json(value: Any) -> str:

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from quorum.db.types import loads_json
 from quorum.truth.encoding import EncodedLabels
 
 LABEL_FIELDS = ("task", "worker", "label")
@@ -265,7 +266,7 @@ def _jsonl_blocks(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[int, di
 
 def _jsonl_row(path: Path, text: bytes, line: int, fields: tuple[str, ...]) -> list[Any]:
     try:
-        row = orjson.loads(text)
+        row = loads_json(text)
     except orjson.JSONDecodeError as error:
         raise InputError(path, f"invalid JSON ({error})", line=line) from None
     if not isinstance(row, dict):
@@ -280,6 +281,9 @@ def _jsonl_row(path: Path, text: bytes, line: int, fields: tuple[str, ...]) -> l
         if not isinstance(value, str | int | float):
             kind = type(value).__name__
             raise InputError(path, f"must be text or a number, not {kind}", line=line, field=name)
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            message = "an integer beyond 64 bits: write it as text to use it as an id or label"
+            raise InputError(path, message, line=line, field=name)
         values.append(value)
     return values
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from quorum.db.types import loads_json
 from quorum.domain.questions import QuestionSchema
 from quorum.domain.tasks import Record
 
@@ -98,7 +99,7 @@ def read_ndjson(lines: Iterator[bytes] | IO[bytes]) -> Iterator[Record]:
     """One JSON object per line; blank lines are ignored, bad ones reported with their number."""
     for number, line in enumerate(lines, start=1):
         try:
-            yield Record(number, orjson.loads(line))
+            yield Record(number, loads_json(line))
         except orjson.JSONDecodeError as error:
             if line.strip():  # checked only here: stripping every good line costs a copy
                 yield Record(number, error=f"not valid JSON: {error.msg} at column {error.colno}")
@@ -119,6 +120,9 @@ def read_json_array(file: IO[bytes]) -> Iterator[Record]:
             yield Record(index, item)
     except ijson.JSONError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else "malformed"
+        if "integer overflow" in reason:
+            # NOTE: the streaming parser stops at integers beyond 64 bits; NDJSON keeps them.
+            reason = "an integer beyond 64 bits, which a JSON array cannot carry here; send NDJSON"
         yield Record(index + 1, error=f"not valid JSON: {reason}")
 
 
@@ -256,7 +260,7 @@ def _keep(value: Any) -> Any:
 def _json_cell(field: str) -> Callable[[Any], Any]:
     def decode(cell: Any) -> Any:
         try:
-            return orjson.loads(cell)
+            return loads_json(cell)
         except orjson.JSONDecodeError as error:
             raise CellError(field, f"not valid JSON: {error.msg}") from None
 

@@ -12,6 +12,7 @@ from typing import IO, Any
 
 import orjson
 
+from quorum.db.types import loads_json
 from quorum.domain.questions import QuestionSchema
 from quorum.domain.tasks import Record
 from quorum.io.task_files import Format, read_csv, read_json_array, read_ndjson, read_parquet
@@ -61,6 +62,6 @@ def _cell(cell: str, kind: str | None) -> Any:
         except ValueError:
             raise ValueError(f"{cell!r} is not a whole number") from None
     try:
-        return orjson.loads(cell)
+        return loads_json(cell)
     except orjson.JSONDecodeError as error:
         raise ValueError(f"not valid JSON: {error.msg}") from None
