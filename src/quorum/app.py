@@ -1,5 +1,6 @@
 """The ASGI application: the one place that mounts the API and the web pages."""
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -10,6 +11,7 @@ from quorum.api import errors
 from quorum.api.limits import BodySizeLimit
 from quorum.config import Settings
 from quorum.db.engine import Database, make_engine
+from quorum.domain.quality_jobs import InProcessLoop
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -25,9 +27,17 @@ def lifespan(settings: Settings, database: Database | None) -> Lifespan:
                 pool_size=settings.pool_size,
             )
         )
+        loop = None
+        wanted = owned if settings.quality_loop is None else settings.quality_loop
+        if wanted and app.state.database.is_sqlite:
+            # NOTE: SQLite has no job queue: the loop's sweeps run in a thread of each server
+            # process, serialised with requests by SQLite's one writer (docs/quality.md).
+            loop = InProcessLoop(app.state.database, settings.quality_loop_seconds).start()
         try:
             yield
         finally:
+            if loop is not None:
+                await asyncio.to_thread(loop.stop)  # waits for a sweep under way
             if owned:
                 await app.state.database.aclose()  # its connection pools too
 

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # Web sign-in: the session cookie is signed with secret_key; set secure_cookies behind HTTPS.
     secure_cookies: bool = False
     session_max_age_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    # The quality loop (docs/quality.md). On SQLite each server process runs it in a thread;
+    # on PostgreSQL `quorum worker` runs it. None: on for a server on its own SQLite database,
+    # off for an app given a database (tests), which may ask for it with True.
+    quality_loop: bool | None = None
+    quality_loop_seconds: float = Field(default=2.0, gt=0, le=3600)
 
     def sqlite_path(self) -> Path | None:
         """The file of a SQLite database URL, or None for other databases and ``:memory:``."""

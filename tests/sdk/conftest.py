@@ -32,7 +32,8 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     path: Path = tmp_path_factory.mktemp("sdk") / "quorum.db"
-    settings = Settings(database_url=f"sqlite:///{path}", environment="test")
+    # The quality loop's thread stays off: tests run its sweeps themselves, deterministically.
+    settings = Settings(database_url=f"sqlite:///{path}", environment="test", quality_loop=False)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     with socket.socket() as probe:

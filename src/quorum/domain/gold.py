@@ -7,6 +7,11 @@ graded (no one right wording); a reference covering only text grades nothing.
 
 Outcomes (``quality_outcomes``) are written once per label and source, so grading again is a
 no-op; trust and auto-pause read them (``quorum.domain.trust``).
+
+Feedback (:func:`feedback_for`): in a project whose policy sets ``gold_feedback``, an annotator
+may read whether each of their graded checks was right, once the loop has graded it; never the
+expected answer (gold stays secret, DESIGN §4), and never in the submit reply, which is the
+same for every task.
 """
 
 from collections.abc import Collection, Iterable, Mapping
@@ -14,15 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from quorum.db.models import Annotation, OutcomeSource, Project, QualityOutcome, Task
+from quorum.db.models import Annotation, OutcomeSource, Project, QualityOutcome, Task, User
 from quorum.db.types import utcnow
+from quorum.domain.lease_rules import task_ref
+from quorum.domain.pages import Page, paginate
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import QuestionSchema
 
 UNGRADED = {"text"}
+CHECKS = [OutcomeSource.gold.value, OutcomeSource.qualification.value]  # feedback on these
 
 
 def _normal(kind: str, value: Any) -> Any:
@@ -138,3 +146,55 @@ def record(
         written += 1
     session.flush()
     return written
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One graded check of the annotator's, as they may see it (module doc)."""
+
+    id: int
+    project_id: int
+    assignment_id: int
+    task_id: int  # the annotator's handle where the project hides gold
+    correct: bool
+    graded_at: datetime
+
+
+def feedback_for(
+    session: Session, annotator: User, *, cursor: str | None, limit: int
+) -> Page[Feedback]:
+    """The annotator's graded gold and qualification labels in projects with ``gold_feedback``,
+    oldest first."""
+    query = (
+        select(QualityOutcome)
+        .join(Project, Project.id == QualityOutcome.project_id)
+        .where(
+            QualityOutcome.user_id == annotator.id,
+            QualityOutcome.source.in_(CHECKS),
+            Project.policy["gold_feedback"].as_boolean() == true(),
+        )
+    )
+    page = paginate(session, query, QualityOutcome.id, cursor, limit)
+    ids = [outcome.annotation_id for outcome in page.items]
+    rows = session.execute(
+        select(Annotation.id, Annotation.assignment_id, Annotation.task_id, Project.policy)
+        .join(Project, Project.id == Annotation.project_id)
+        .where(Annotation.id.in_(ids or [0]))
+    )
+    labels = {row[0]: row for row in rows}
+    items = []
+    for outcome in page.items:
+        _, assignment_id, task_id, policy = labels[outcome.annotation_id]
+        hides = float((policy or {}).get("gold_rate") or 0) > 0
+        handle = task_ref(task_id, assignment_id, hides)
+        items.append(
+            Feedback(
+                outcome.id,
+                outcome.project_id,
+                assignment_id,
+                handle,
+                outcome.correct,
+                outcome.created_at,
+            )  # fmt: skip
+        )
+    return Page(items, page.next_cursor)

@@ -30,6 +30,7 @@ from quorum.db.types import utcnow
 from quorum.domain.errors import Conflict, NotFound
 from quorum.domain.projects import policy_of
 from quorum.domain.task_status import status_after
+from quorum.domain.text import refuse_nul
 from quorum.domain.trust import PAUSE_CERTAINTY, Trust, in_project
 
 
@@ -135,14 +136,27 @@ def pause(
 def unpause(
     session: Session, project_id: int, user_id: int, *, by: User, now: datetime | None = None
 ) -> ProjectWorker:
-    """Let a paused annotator label again; auto-pause then weighs only new evidence."""
+    """Let a paused annotator label again; auto-pause then weighs only new evidence. Commits."""
     now = now or utcnow()
-    worker = session.get(ProjectWorker, (project_id, user_id))
+    worker = session.get(ProjectWorker, (project_id, user_id), with_for_update=True)
     if worker is None or worker.paused_at is None:
         raise Conflict("this annotator is not paused in this project")
     worker.paused_at, worker.unpaused_at, worker.unpaused_by = None, now, by.id
     worker.evidence_since = now
-    session.flush()
+    session.commit()
+    return worker
+
+
+def pause_by_owner(
+    session: Session, project_id: int, user_id: int, reason: str, *, by: User
+) -> ProjectWorker:
+    """An owner's pause, with their reason; commits. Pausing a paused annotator is a 409."""
+    refuse_nul(reason, "reason")
+    found = session.get(ProjectWorker, (project_id, user_id))
+    if found is not None and found.paused_at is not None:
+        raise Conflict("this annotator is already paused in this project")
+    worker = pause(session, project_id, user_id, f"by an owner: {reason.strip()}", by=by)
+    session.commit()
     return worker
 
 

@@ -108,3 +108,44 @@ def can_pay_out() -> Check:
 def can_see_statement_of(annotator: User) -> Check:
     """Annotators see their own statement; admins see anyone's."""
     return lambda user: user.is_admin or user.id == annotator.id
+
+
+# The workforce and the quality loop (docs/quality.md).
+
+
+def can_see_profile_of(member: User, owns_their_project: bool) -> Check:
+    """A profile: its own user, admins, and owners of a project the member belongs to."""
+    return lambda user: user.is_admin or user.id == member.id or owns_their_project
+
+
+def can_manage_profile_of(owns_their_project: bool) -> Check:
+    """Tier and domains: admins, and owners of a project the member belongs to."""
+    return lambda user: user.is_admin or owns_their_project
+
+
+def can_set_pay_rate() -> Check:
+    """A pay rate holds across every project and payout: admins only."""
+    return is_admin()
+
+
+def can_list_workforce() -> Check:
+    return is_admin()
+
+
+def can_see_quality(role: Role | None) -> Check:
+    """Each annotator's trust, checks, qualification and pause: owners, reviewers, admins."""
+    return can_review(role)
+
+
+def can_manage_standing(role: Role | None) -> Check:
+    """Pause, un-pause, reset a qualification: owners, admins."""
+    return can_manage_project(role)
+
+
+# Workforce and the quality loop's pages (the web app; docs/web.md).
+
+
+def can_see_pause_reason(role: Role | None) -> Check:
+    """Why, when and by whom an annotator was paused: the owners who can un-pause them, admins;
+    reviewers see that someone is paused, never why."""
+    return can_manage_standing(role)

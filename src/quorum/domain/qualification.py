@@ -136,7 +136,7 @@ def reset(
     session: Session, project: Project, user_id: int, *, by: User, now: datetime | None = None
 ) -> None:
     """Let the annotator take the qualification again: the attempt stays on record, their
-    qualification answers and leases are removed (and the tasks' counts with them)."""
+    qualification answers and leases are removed (and the tasks' counts with them). Commits."""
     now = now or utcnow()
     worker = ensure_worker(session, project.id, user_id)
     if worker.qualification is None:
@@ -164,7 +164,7 @@ def reset(
         .values(reset_at=now, reset_by=by.id)
     )
     worker.qualification, worker.qualified_at = None, None
-    session.flush()
+    session.commit()
 
 
 def _give_back(session: Session, held: Sequence[tuple[int, AssignmentStatus]]) -> None:

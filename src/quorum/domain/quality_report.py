@@ -4,7 +4,7 @@ One call gathers it for the API, the dashboard and the CLI (``project_quality``)
 is read in a fixed number of queries.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,17 @@ from quorum.db.models import (
 )
 from quorum.domain import qualification
 from quorum.domain.projects import policy_of
-from quorum.domain.trust import PAUSE_CERTAINTY, Trust, in_project
+from quorum.domain.trust import (
+    PAUSE_CERTAINTY,
+    DomainTrust,
+    Trust,
+    by_domain,
+    by_domain_of,
+    domains_of_project,
+    in_project,
+    in_projects_as_of,
+    own_view_cutoff,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,8 @@ class AnnotatorQuality:
     pause_reason: str
     paused_at: datetime | None
     qualification: str  # not required, qualifying, passed, failed
+    # Trust in each of the project's domains, over every project (``trust.by_domain_of``).
+    domains: dict[str, Trust] = field(default_factory=dict)
 
     @property
     def excluded(self) -> bool:
@@ -56,6 +68,7 @@ class ProjectQuality:
     qualification_tasks: int
     fitted_at: datetime | None
     fitted_labels: int
+    domains: list[str] = field(default_factory=list)  # the project's ("general" if none)
 
 
 def project_quality(session: Session, project: Project) -> ProjectQuality:
@@ -85,6 +98,8 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
         )
     }
     trusts = in_project(session, project.id)
+    domains = domains_of_project(session, project.id)
+    by_domain = by_domain_of(session, [person.id for person in people], domains)
     required = policy.qualification is not None
     rows = []
     for person in people:
@@ -106,6 +121,7 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
                 pause_reason=worker.pause_reason if worker and worker.paused_at else "",
                 paused_at=worker.paused_at if worker else None,
                 qualification=state,
+                domains=by_domain[person.id],
             )
         )
     escalated = session.scalar(
@@ -128,6 +144,7 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
         qualification_tasks=len(qualification.task_ids(session, project)),
         fitted_at=loop.fitted_at if loop else None,
         fitted_labels=loop.fitted_labels if loop else 0,
+        domains=domains,
     )
 
 
@@ -147,6 +164,10 @@ def annotator_json(a: AnnotatorQuality) -> dict[str, Any]:
         "paused_at": a.paused_at.isoformat() if a.paused_at else None,
         "labels_excluded": a.excluded,
         "qualification": a.qualification,
+        "domains": {
+            name: {"mean": t.mean, "low": t.interval[0], "high": t.interval[1], "checks": t.total}
+            for name, t in a.domains.items()
+        },
     }
 
 
@@ -159,5 +180,65 @@ def as_json(q: ProjectQuality) -> dict[str, Any]:
         "qualification_tasks": q.qualification_tasks,
         "fitted_at": q.fitted_at.isoformat() if q.fitted_at else None,
         "fitted_labels": q.fitted_labels,
+        "domains": q.domains,
         "annotators": [annotator_json(a) for a in q.annotators],
     }
+
+
+@dataclass(frozen=True)
+class Standing:
+    qualification: str  # not required, qualifying, passed, failed
+    paused: bool
+    pause_reason: str
+
+
+def standing(session: Session, project: Project, user_id: int) -> Standing:
+    """One annotator's standing in the project (after an owner's decision)."""
+    worker = session.get(ProjectWorker, (project.id, user_id), populate_existing=True)
+    paused = worker is not None and worker.paused_at is not None
+    state = qualification.status(session, project, user_id).state
+    return Standing(state, paused, worker.pause_reason if worker and paused else "")
+
+
+@dataclass(frozen=True)
+class OwnProject:
+    project_id: int
+    name: str
+    trust: Trust
+    paused: bool
+    qualification: str
+
+
+@dataclass(frozen=True)
+class OwnView:
+    """What an annotator sees of their own trust (``trust`` module doc: as of today's start)."""
+
+    as_of: datetime
+    domains: list[DomainTrust]
+    projects: list[OwnProject]
+
+
+def own_view(session: Session, user: User, *, now: datetime | None = None) -> OwnView:
+    """The annotator's trust per domain and per project they are a member of."""
+    as_of = own_view_cutoff(now)
+    mine = session.scalars(
+        select(Project)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Project.id)
+    ).all()
+    trusts = in_projects_as_of(session, user.id, [p.id for p in mine], as_of)
+    workers = {
+        w.project_id: w
+        for w in session.scalars(select(ProjectWorker).where(ProjectWorker.user_id == user.id))
+    }
+    rows = []
+    for project in mine:
+        worker = workers.get(project.id)
+        state = "not required"
+        if policy_of(project).qualification is not None:
+            state = worker.qualification if worker and worker.qualification else "qualifying"
+        paused = worker is not None and worker.paused_at is not None
+        trust = trusts.get(project.id, Trust(0, 0))
+        rows.append(OwnProject(project.id, project.name, trust, paused, state))
+    return OwnView(as_of, by_domain(session, user.id, as_of=as_of), rows)

@@ -157,3 +157,32 @@ def in_projects_as_of(
         .group_by(QualityOutcome.project_id)
     )
     return _tally(session, query)
+
+
+def by_domain_of(
+    session: Session, user_ids: Collection[int], domains: Collection[str]
+) -> dict[int, dict[str, Trust]]:
+    """Trust of these annotators in these domains over all projects, in one query (the
+    project's quality view); a domain without graded labels is Trust(0, 0), the prior."""
+    found: dict[int, dict[str, Trust]] = {
+        user_id: {name: Trust(0, 0) for name in domains} for user_id in user_ids
+    }
+    if not user_ids or not domains:
+        return found
+    domain = func.coalesce(ProjectDomain.domain, GENERAL)
+    query = (
+        select(QualityOutcome.user_id, domain, _right(), func.count())
+        .select_from(QualityOutcome)
+        .outerjoin(ProjectDomain, ProjectDomain.project_id == QualityOutcome.project_id)
+        .where(QualityOutcome.user_id.in_(list(user_ids)), domain.in_(list(domains)))
+        .group_by(QualityOutcome.user_id, domain)
+    )
+    for user_id, name, right, n in session.execute(query):
+        found[user_id][name] = Trust(int(right or 0), int(n))
+    return found
+
+
+def domains_of_project(session: Session, project_id: int) -> list[str]:
+    """The domains a project's outcomes count for: its required domains, else ``general``."""
+    query = select(ProjectDomain.domain).where(ProjectDomain.project_id == project_id)
+    return sorted(session.scalars(query)) or [GENERAL]
