@@ -94,7 +94,7 @@ def standing_query(
 
     - ``blocked``: paused here, failed the qualification, below the policy's ``min_tier``, or
       missing one of its required domains (at the level it asks);
-    - ``qualifying``: the policy has a qualification the caller has not passed yet;
+    - ``qualifying``: the policy has a qualification the caller has not been graded on yet;
     - ``qual_last``: the id of the last qualification task (the project's first
       ``qualification.tasks`` gold tasks; 0 without a qualification);
     - ``ready_to_grade``: qualifying, and every qualification task already held once.
@@ -112,7 +112,8 @@ def standing_query(
         (n_qual.is_(None), 0), else_=func.coalesce(nth_gold, last_gold.scalar_subquery(), 0)
     )
     state = func.coalesce(ProjectWorker.qualification, "")
-    qualifying = and_(n_qual.is_not(None), state != PASSED)
+    # A failed annotator is blocked, not qualifying: nothing is left to grade for them.
+    qualifying = and_(n_qual.is_not(None), state != PASSED, state != FAILED)
     missing_domain = exists().where(
         ProjectDomain.project_id == project_id,
         ~exists().where(
@@ -155,7 +156,7 @@ def standing_query(
 @dataclass(frozen=True)
 class Standing:
     """The caller's standing as SQL expressions: columns of a CTE on PostgreSQL (read once per
-    statement), literals on SQLite (read by a query first)."""
+    statement), bound parameters on SQLite (read by a query first)."""
 
     tier: ColumnElement[int]
     blocked: ColumnElement[bool]
@@ -163,17 +164,6 @@ class Standing:
     qual_last: ColumnElement[int]
     hides_gold: ColumnElement[bool]
     gold_coin: ColumnElement[bool]
-
-    @classmethod
-    def of(
-        cls, tier: int, blocked: bool, qualifying: bool, qual_last: int, gold_rate: float,
-        coin: float,
-    ) -> "Standing":  # fmt: skip
-        """Literals for SQLite, from a row of :func:`standing_query` and a coin in [0, 1)."""
-        return cls(
-            literal(tier), literal(blocked), literal(qualifying), literal(qual_last),
-            literal(gold_rate > 0), literal(coin < gold_rate),
-        )  # fmt: skip
 
 
 def qualification_filter(
