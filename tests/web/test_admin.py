@@ -28,10 +28,10 @@ def test_admins_create_and_change_users(visit: Visit, make: Factory, session: Se
     assert person.tier == 2 and not person.is_admin
     duplicate = visitor.form("/admin/users", {"email": "new.person@example.com"})
     assert "already exists" in visitor.get(duplicate.headers["location"]).text
-    visitor.form(f"/admin/users/{person.id}", {"tier": "3", "is_admin": "true"})
+    visitor.form(f"/admin/users/{person.id}", {"is_admin": "true"})
     session.expire_all()
-    assert (person.tier, person.is_admin, person.is_active) == (3, True, False)  # unticked: off
-    visitor.form(f"/admin/users/{person.id}", {"tier": "3", "is_active": "true"})
+    assert (person.is_admin, person.is_active) == (True, False)  # unticked: off
+    visitor.form(f"/admin/users/{person.id}", {"is_active": "true"})
     session.expire_all()
     assert (person.is_admin, person.is_active) == (False, True)
 
@@ -40,7 +40,7 @@ def test_admins_cannot_lock_themselves_out(visit: Visit, make: Factory, session:
     admin = make.person("admin", admin=True)
     visitor = visit(admin)
     visitor.get(f"/admin/users/{admin.user.id}")
-    reply = visitor.form(f"/admin/users/{admin.user.id}", {"tier": "1", "is_active": "true"})
+    reply = visitor.form(f"/admin/users/{admin.user.id}", {"is_active": "true"})
     assert "cannot remove your own admin rights" in visitor.get(reply.headers["location"]).text
     session.expire_all()
     assert admin.user.is_admin

@@ -31,6 +31,7 @@ from quorum.db.models import (
 from quorum.db.types import utcnow
 from quorum.domain import ledger, policies, review_trust
 from quorum.domain.errors import Conflict, Invalid, NotFound
+from quorum.domain.lease_rules import task_ref
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import check_answers
 from quorum.domain.text import refuse_nul
@@ -293,7 +294,7 @@ class Feedback:
     """What an annotator learns of a review of their label: never a corrected answer."""
 
     project: str
-    task_id: int
+    task_id: int  # as the annotator saw it: their own handle where the project hides gold
     decision: ReviewDecision
     comment: str
     decided_at: datetime
@@ -302,7 +303,15 @@ class Feedback:
 def feedback_for(session: Session, annotator: User, *, limit: int = 10) -> list[Feedback]:
     """Decisions on ``annotator``'s own labels, newest first."""
     query = (
-        select(Project.name, Annotation.task_id, Review.decision, Review.comment, Review.decided_at)
+        select(
+            Project.name,
+            Project.policy,
+            Annotation.task_id,
+            Annotation.assignment_id,
+            Review.decision,
+            Review.comment,
+            Review.decided_at,
+        )
         .join(Annotation, Annotation.id == Review.annotation_id)
         .join(Project, Project.id == Review.project_id)
         .where(Annotation.user_id == annotator.id, Review.decision.is_not(None))
@@ -310,7 +319,15 @@ def feedback_for(session: Session, annotator: User, *, limit: int = 10) -> list[
         .limit(limit)
     )
     return [
-        Feedback(name, task_id, decision, comment, decided_at)
-        for name, task_id, decision, comment, decided_at in session.execute(query)
+        Feedback(name, _task_ref(policy, task_id, assignment_id), decision, comment, decided_at)
+        for name, policy, task_id, assignment_id, decision, comment, decided_at in session.execute(
+            query
+        )
         if decision is not None and decided_at is not None
     ]
+
+
+def _task_ref(policy: Any, task_id: int, assignment_id: int) -> int:
+    """A review of a label on a hidden gold task must not tell it apart by its id."""
+    hides = float((policy or {}).get("gold_rate") or 0) > 0
+    return task_ref(task_id, assignment_id, hides)

@@ -22,9 +22,11 @@ from quorum.web import (
     labeling,
     members,
     projects,
+    quality,
     review,
     spend,
     vendor,
+    workforce,
 )
 from quorum.web.deps import check_csrf
 from quorum.web.headers import PageHeaders
@@ -40,12 +42,14 @@ PAGE_MODULES = (
     annotations,
     projects,
     dashboard,
+    quality,
     export,
     members,
     audits,
     spend,
     earnings,
     admin,
+    workforce,
 )
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
 for module in PAGE_MODULES:

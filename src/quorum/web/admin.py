@@ -1,4 +1,5 @@
-"""Admin pages (users, tiers, roles, tokens) and everyone's own account page (tokens)."""
+"""Admin pages (users, profiles, roles, tokens) and everyone's own account page (profile,
+accuracy, tokens)."""
 
 from typing import Annotated, Any
 
@@ -6,9 +7,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from quorum.db.models import User
-from quorum.domain import accounts, policies, users
+from quorum.domain import accounts, policies, quality_report, users, workforce
 from quorum.domain.errors import Conflict, Invalid
 from quorum.web.deps import CurrentUser, PageId, SessionDep, flash, render
+from quorum.web.workforce import ProfileForm, form_context
 
 router = APIRouter()
 
@@ -57,13 +59,14 @@ def create_user(
     return RedirectResponse(f"/admin/users/{created.id}", status_code=303)
 
 
-def _person_context(session: SessionDep, person: User, **extra: Any) -> dict[str, Any]:
+def _person_context(session: SessionDep, admin: User, person: User, **extra: Any) -> dict[str, Any]:
+    shown = ProfileForm.of(workforce.profile(session, person))
     return {
-        "person": person,
+        **form_context(admin, person, shown),
         "roles": accounts.roles_of(session, person),
         "tokens": accounts.tokens_of(session, person),
-        "tiers": accounts.TIERS,
         "token_action": f"/admin/users/{person.id}/tokens",
+        "next": f"/admin/users/{person.id}",
         **extra,
     }
 
@@ -74,7 +77,7 @@ def user_page(
 ) -> Response:
     _admin(user)
     person = users.get(session, user_id)
-    return render(request, "admin_user.html", _person_context(session, person))
+    return render(request, "admin_user.html", _person_context(session, user, person))
 
 
 @router.post("/admin/users/{user_id}", name="web_admin_update_user")
@@ -83,14 +86,13 @@ def update_user(
     request: Request,
     session: SessionDep,
     user: CurrentUser,
-    tier: Annotated[int, Form()],
     is_admin: Annotated[bool, Form()] = False,
     is_active: Annotated[bool, Form()] = False,
 ) -> Response:
+    """Admin rights and whether the account works; the profile has its own form."""
     _admin(user)
     person = users.get(session, user_id)
     try:
-        accounts.set_tier(session, person, tier)
         accounts.set_admin(session, user, person, is_admin)
         accounts.set_active(session, user, person, is_active)
     except (Invalid, Conflict) as error:
@@ -113,7 +115,9 @@ def create_token_for(
     person = users.get(session, user_id)
     row, token = accounts.create_token(session, person, name)
     # Rendered, not redirected: the token must not pass through the (readable) session cookie.
-    return render(request, "admin_user.html", _person_context(session, person, new_token=token))
+    return render(
+        request, "admin_user.html", _person_context(session, user, person, new_token=token)
+    )
 
 
 @router.post("/admin/users/{user_id}/tokens/{token_id}/revoke", name="web_admin_revoke_token")
@@ -127,10 +131,19 @@ def revoke_token_of(
     return RedirectResponse(f"/admin/users/{user_id}", status_code=303)
 
 
+def _account_context(session: SessionDep, user: User, **extra: Any) -> dict[str, Any]:
+    return {
+        "tokens": accounts.tokens_of(session, user),
+        "token_action": "/account/tokens",
+        "profile": workforce.profile(session, user),
+        "own": quality_report.own_view(session, user),
+        **extra,
+    }
+
+
 @router.get("/account", name="web_account")
 def account_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
-    context = {"tokens": accounts.tokens_of(session, user), "token_action": "/account/tokens"}
-    return render(request, "account.html", context)
+    return render(request, "account.html", _account_context(session, user))
 
 
 @router.post("/account/tokens", name="web_create_token")
@@ -141,12 +154,7 @@ def create_token(
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     _, token = accounts.create_token(session, user, name)
-    context = {
-        "tokens": accounts.tokens_of(session, user),
-        "token_action": "/account/tokens",
-        "new_token": token,
-    }
-    return render(request, "account.html", context)
+    return render(request, "account.html", _account_context(session, user, new_token=token))
 
 
 @router.post("/account/tokens/{token_id}/revoke", name="web_revoke_token")

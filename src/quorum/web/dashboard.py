@@ -15,7 +15,7 @@ from plotly import __version__ as plotly_version
 from quorum.domain import dashboard, policies, projects
 from quorum.domain.dashboard import AnnotatorLabels, Overview
 from quorum.domain.dashboard_figures import Confusion, QuestionAgreement
-from quorum.web import export
+from quorum.web import export, quality
 from quorum.web.deps import CurrentUser, PageId, SessionDep, render
 
 router = APIRouter()
@@ -156,10 +156,16 @@ def dashboard_page(
         user, policies.can_view_dashboard(seen.role), "only owners and reviewers see the dashboard"
     )
     overview = dashboard.project_overview(session, seen.project)
+    figures = charts(overview)
+    shown = quality.panel(session, seen.project, seen.role, user)
+    trust_chart = quality.interval_chart(shown) if shown else None
+    if trust_chart:
+        figures["trust"] = trust_chart
     context = {
         "project": seen.project,
         "o": overview,
-        "charts": charts(overview),
+        "quality": shown,
+        "charts": figures,
         "plotly_version": plotly_version,
         "can_export": policies.can_export(seen.role)(user),
         "can_manage": policies.can_manage_project(seen.role)(user),

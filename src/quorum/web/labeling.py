@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from quorum.db.models import AssignmentStatus, Project
+from quorum.db.models import AssignmentStatus, Project, User
 from quorum.db.types import utcnow
 from quorum.domain import assignments, policies, projects, tasks
 from quorum.domain.assignments import Lease
@@ -29,6 +30,7 @@ from quorum.web.deps import (
     render_fragment,
     wants_json,
 )
+from quorum.web.own_quality import recent_checks, standing_note
 from quorum.web.questions import answers_from_form, context_fields, views
 
 router = APIRouter()
@@ -98,6 +100,7 @@ def task_context(
     *,
     answers: dict[str, Any] | None = None,
     problems: list[Problem] | None = None,
+    own: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     schema = schema_of(project)
     left = (lease.assignment.expires_at - utcnow()).total_seconds()
@@ -111,6 +114,16 @@ def task_context(
         "idempotency_key": secrets.token_urlsafe(18),
         "shown_at": int(time.time() * 1000),
         "problems": problems or [],
+        **(own or {}),
+    }
+
+
+def own_standing(session: Session, project: Project, user: User) -> dict[str, Any]:
+    """What the annotator is told of their own standing and checks (``web.own_quality``):
+    from their standing and past labels, never from the task on screen."""
+    return {
+        "note": standing_note(session, project, user),
+        "checks": recent_checks(session, project, user),
     }
 
 
@@ -120,7 +133,13 @@ def label_page(
 ) -> Response:
     """The workbench; its script leases the first task at once (a GET never takes a lease)."""
     project = _labeling_project(session, user, project_id)
-    context = {"project": project, "lease": None, "started": done, "kinds": _kinds(project)}
+    context = {
+        "project": project,
+        "lease": None,
+        "started": done,
+        "kinds": _kinds(project),
+        **own_standing(session, project, user),
+    }
     return render(request, "label.html", context)
 
 
@@ -137,15 +156,19 @@ def next_task(
     project = _labeling_project(session, user, project_id)
     lease = assignments.lease(session, project, user)
     if wants_json(request):
-        return JSONResponse(_workbench(request, project, lease))
+        own = own_standing(session, project, user)
+        return JSONResponse(_workbench(request, project, lease, own))
     return _to_lease(project, lease)
 
 
-def _workbench(request: Request, project: Project, lease: Lease | None) -> dict[str, Any]:
+def _workbench(
+    request: Request, project: Project, lease: Lease | None, own: dict[str, Any]
+) -> dict[str, Any]:
     if lease is None:
-        html = render_fragment(request, "_no_task.html", {"project": project, "started": True})
+        context = {"project": project, "started": True, **own}
+        html = render_fragment(request, "_no_task.html", context)
         return {"assignment_id": None, "html": html}
-    context = task_context(project, lease)
+    context = task_context(project, lease, own=own)
     return {
         "assignment_id": lease.assignment.id,
         "seconds_left": context["seconds_left"],
@@ -182,7 +205,8 @@ def assignment_page(
         flash(request, f"That task is {assignment.status.value}; here is the next one.")
         return RedirectResponse(f"/projects/{project.id}/label", status_code=303)
     lease = Lease(assignment, tasks.get(session, assignment.task_id))
-    return render(request, "label.html", task_context(project, lease) | {"started": True})
+    context = task_context(project, lease, own=own_standing(session, project, user))
+    return render(request, "label.html", context | {"started": True})
 
 
 @router.post("/assignments/{assignment_id}/submit", name="web_submit_answers")
@@ -215,7 +239,8 @@ def submit(
     except Invalid as error:
         session.rollback()
         lease = Lease(assignment, tasks.get(session, assignment.task_id))
-        context = task_context(project, lease, answers=answers, problems=error.details)
+        own = own_standing(session, project, user)
+        context = task_context(project, lease, answers=answers, problems=error.details, own=own)
         return render(request, "label.html", context | {"started": True}, status_code=422)
     except Conflict as error:
         session.rollback()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from quorum.db.models import Role
-from quorum.domain import policies, projects
+from quorum.domain import policies, projects, workforce
 from quorum.domain.errors import Conflict, Invalid, NotFound
 from quorum.web.deps import CurrentUser, PageId, SessionDep, flash, render
 
@@ -27,7 +27,12 @@ def members_page(
 ) -> Response:
     seen = _managed(session, user, project_id)
     page = projects.list_members(session, seen.project, cursor=None, limit=1000)
-    context = {"project": seen.project, "members": page.items, "roles": list(Role)}
+    context = {
+        "project": seen.project,
+        "members": page.items,
+        "roles": list(Role),
+        "domains": workforce.domains_of(session, [m.user_id for m in page.items]),
+    }
     return render(request, "members.html", context)
 
 

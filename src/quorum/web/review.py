@@ -1,13 +1,18 @@
 """The reviewer's pages: the queue, one review at a time, and sending annotations to review."""
 
 import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from quorum.db.models import Project, ReviewDecision, ReviewSource, User
+from quorum.db.models import Annotation, Project, Review, ReviewDecision, ReviewSource, User
 from quorum.domain import policies, projects, reviews
 from quorum.domain.errors import Invalid
 from quorum.domain.projects import ProjectAccess, schema_of
@@ -31,6 +36,54 @@ def reviewing(session: SessionDep, user: User, project_id: int) -> ProjectAccess
     return seen
 
 
+SOURCES = {
+    ReviewSource.flagged: "Flagged by the quality loop",
+    ReviewSource.sampled: "Sampled for review",
+    ReviewSource.manual: "Sent by a person",
+}
+# Spam flags join their reasons with "; " and each starts with its signal ("too fast: ...").
+NEXT_REASON = re.compile(r"; (?=[a-z][a-z -]*: )")
+QUEUE_SHOWN = 20
+
+
+def reasons_of(reason: str) -> list[str]:
+    """A review's reason as the separate reasons it holds.
+
+    >>> reasons_of("too fast: 1.0 s; straight-lining: 'yes' on 10 tasks in a row; 90% say it")
+    ['too fast: 1.0 s', "straight-lining: 'yes' on 10 tasks in a row; 90% say it"]
+    """
+    return [part for part in NEXT_REASON.split(reason.strip()) if part]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A pending review in the queue's overview."""
+
+    review_id: int
+    source: ReviewSource
+    reasons: list[str]
+    requested_at: datetime
+
+
+def waiting_list(session: Session, project: Project, reviewer: User) -> list[Waiting]:
+    """The oldest pending reviews ``reviewer`` may decide, with why each is there."""
+    query = (
+        select(Review.id, Review.source, Review.reason, Review.requested_at)
+        .join(Annotation, Annotation.id == Review.annotation_id)
+        .where(
+            Review.project_id == project.id,
+            Review.decision.is_(None),
+            Annotation.user_id != reviewer.id,
+        )
+        .order_by(Review.id)
+        .limit(QUEUE_SHOWN)
+    )
+    return [
+        Waiting(review_id, source, reasons_of(reason), requested_at)
+        for review_id, source, reason, requested_at in session.execute(query)
+    ]
+
+
 def review_context(
     session: SessionDep, project: Project, item: QueueItem | None, user: User
 ) -> dict[str, Any]:
@@ -38,9 +91,12 @@ def review_context(
         "project": project,
         "item": item,
         "waiting": reviews.pending_count(session, project, user),
+        "queue": waiting_list(session, project, user),
+        "sources": SOURCES,
     }
     if item is None:
         return context
+    context["reasons"] = reasons_of(item.review.reason)
     schema, data = schema_of(project), item.task.data
     context |= {
         "fields": [(name.replace("_", " ").capitalize(), value) for name, value in data.items()],
