@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from quorum.api.deps import CurrentUser, SessionDep
 from quorum.api.export import Method
 from quorum.api.schemas import Id
-from quorum.api.tasks import IMPORT_BODY, ImportFormat, _seekable, _tasks_body
+from quorum.api.tasks import IMPORT_BODY, ImportFormat, seekable, upload_body
 from quorum.domain import audit_report, audits, policies, projects
 from quorum.domain.projects import ProjectAccess
 from quorum.io.vendor_files import read_vendor_labels
@@ -126,10 +126,10 @@ async def import_delivery(
     or a multipart upload), all or nothing; every problem is listed with its line."""
     seen = _audited(session, user, project_id)
     schema = projects.schema_of(seen.project)
-    async with _tasks_body(request, format) as (fmt, body):
+    async with upload_body(request, format) as (fmt, body):
 
         def run() -> audits.VendorImport:
-            with _seekable(body) as file:
+            with seekable(body) as file:
                 rows = read_vendor_labels(file, fmt, schema)
                 return audits.import_vendor_labels(
                     session, seen.project, vendor, rows, price_cents_per_label=price_cents_per_label

@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 
 from quorum.api.deps import CurrentUser, SessionDep
 from quorum.api.schemas import Id
-from quorum.api.tasks import _tasks_body
+from quorum.api.tasks import upload_body
 from quorum.domain import history, policies, projects
 from quorum.io.label_studio import read_label_studio
 
@@ -55,7 +55,7 @@ async def import_label_studio(
     seen = projects.access(session, user, project_id)
     policies.authorize(user, policies.can_manage_project(seen.role), "only owners import tasks")
     schema = projects.schema_of(seen.project)
-    async with _tasks_body(request, "json") as (_, body):
+    async with upload_body(request, "json") as (_, body):
 
         def run() -> history.HistoryImport:
             return history.import_history(session, seen.project, read_label_studio(body, schema))

@@ -83,10 +83,10 @@ async def import_tasks(
     seen = projects.access(session, user, project_id)
     policies.authorize(user, policies.can_manage_project(seen.role), "only owners import tasks")
     schema = projects.schema_of(seen.project)
-    async with _tasks_body(request, format) as (fmt, body):
+    async with upload_body(request, format) as (fmt, body):
 
         def run() -> tasks.ImportResult:
-            with _seekable(body) if fmt == "parquet" else nullcontext(body) as file:
+            with seekable(body) if fmt == "parquet" else nullcontext(body) as file:
                 records = read_tasks(file, fmt, schema)
                 return tasks.import_tasks(session, seen.project, records, on_conflict=on_conflict)
 
@@ -95,7 +95,7 @@ async def import_tasks(
 
 
 @asynccontextmanager
-async def _tasks_body(
+async def upload_body(
     request: Request, given: str | None
 ) -> AsyncIterator[tuple[Format, IO[bytes]]]:
     """The body's format and a blocking stream of its tasks: the uploaded file of a multipart
@@ -159,7 +159,7 @@ class BodyStream(io.RawIOBase):
 
 
 @contextmanager
-def _seekable(body: IO[bytes]) -> Iterator[IO[bytes]]:
+def seekable(body: IO[bytes]) -> Iterator[IO[bytes]]:
     """Parquet keeps its index at the end of the file: spool a body first (to disk when big)."""
     if body.seekable():
         yield body
