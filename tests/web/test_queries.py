@@ -3,13 +3,13 @@
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
 from tests.web.conftest import Visitor
 
-from quorum.db.models import Project, ReviewSource, Role
-from quorum.domain import assignments, reviews
+from quorum.db.models import Annotation, Project, ReviewSource, Role
+from quorum.domain import assignments, gold, pause, reviews
 
 Visit = Callable[[Person | None], Visitor]
 
@@ -44,6 +44,11 @@ def _world(make: Factory, session: Session, size: int) -> tuple[Person, Person, 
             assert lease is not None
             note = assignments.submit(session, lease.assignment.id, person.user, {"label": "no"})
             reviews.send_to_review(session, note, source=ReviewSource.sampled)
+    # Every annotator graded on gold, one of them paused: the quality panel has all its parts.
+    labels = session.scalars(select(Annotation.id).where(Annotation.project_id == project.id))
+    gold.grade_gold(session, project, list(labels))
+    pause.pause(session, project.id, team[-1].user.id, "by an owner: checking", by=owner.user)
+    session.commit()
     return owner, team[0], project
 
 
@@ -52,6 +57,7 @@ PAGES = [
     "/projects/{p}/dashboard",
     "/projects/{p}/review",
     "/projects/{p}/annotations",
+    "/projects/{p}/members",
 ]
 
 
@@ -81,5 +87,6 @@ def test_the_annotators_pages_do_not_grow_either(
         with counting(engine) as statements:
             assert visitor.get("/projects").status_code == 200
             assert visitor.get(f"/projects/{project.id}/label").status_code == 200
+            assert visitor.get("/account").status_code == 200
         counts.append(len(statements))
     assert 0 < counts[0] == counts[1], counts

@@ -83,7 +83,7 @@ def panel(session: Session, project: Project, role: Role | None, user: User) -> 
             attempts.get(a.user_id, []),
         )
         for a in report.annotators
-        if a.labels or a.trust.total or a.paused or a.qualification in {"passed", "failed"}
+        if a.labels or a.trust.total or a.paused or a.user_id in attempts
     ]
     policy = policy_of(project)
     return Panel(
