@@ -54,7 +54,15 @@ def simulate(
     labels: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with task,worker,label")],
     gold: Annotated[Path, typer.Option(help="File with task,label: the answers to score")],
     policy: Policy = "adaptive",
-    overlap: Annotated[int, typer.Option(help="Labels every task gets first", min=1, max=100)] = 3,
+    overlap: Annotated[
+        float,
+        typer.Option(
+            help="Labels every task gets first; with --policy fixed a fraction such as 4.6 "
+            "gives 60% of the tasks (drawn with --seed) one label more",
+            min=1,
+            max=100,
+        ),
+    ] = 3,
     max_overlap: Annotated[
         int | None,
         typer.Option(
@@ -85,6 +93,8 @@ def simulate(
 
     if policy not in ("fixed", "adaptive"):
         raise _fail(f"--policy {policy}: use fixed or adaptive")
+    if policy == "adaptive" and overlap != int(overlap):
+        raise _fail(f"--overlap {overlap}: the adaptive policy takes a whole number")
     if target_confidence is not None and not 0 < target_confidence <= 1:
         raise _fail(f"--target-confidence {target_confidence}: must be in (0, 1]")
     if max_overlap is not None and max_overlap < overlap:

@@ -4,8 +4,11 @@ Nothing here re-implements a rule. A temporary SQLite database gets one project 
 question whose options are the data's classes), one user per worker of the data, every task
 imported, and the policy asked for. Then, as annotators would, the workers ask for tasks and
 answer them through ``quorum.domain.assignments`` (the same lease and submit as the API), and
-the quality loop runs as in production (``quorum.domain.quality_loop``): a tick after every
-submission, a re-aggregation whenever labels grew by its threshold or the queue ran dry.
+the quality loop runs as its periodic sweep runs it in production (``quality_jobs.find_work``):
+every ``SWEEP_LABELS`` submissions, and whenever the queue runs dry, a ``quality_loop.tick``
+for the new labels, then ``quality_loop.refit`` when ``quality_loop.refit_due`` says so. When
+the data is used up, one last re-aggregation decides every task again (the job would run once
+the project's labels stop growing too), which may open more slots.
 
 Hidden gold: a share of the gold tasks (``GOLD_SHARE``, drawn with the seed) is imported with
 its gold, as an owner would import known answers; those tasks are labelled like any other (the
@@ -26,9 +29,14 @@ What the simulator decides is only what the data decides in real life:
 - **When a task runs dry**. When no worker of the data is left for a task (or none of the tier
   it is reserved for), the task is closed with the labels it has (its overlap set to them).
   A later decision may reopen it; it is closed again.
+- **A fractional overlap** (fixed policy, for comparisons at a given label budget): the whole
+  part is the project's overlap, and a seeded share of the tasks gets one more, as an owner
+  raising those tasks' overlap.
 
-Accuracy is that of Dawid-Skene on the labels collected (hidden gold clamped), against the rest
-of the gold, next to the same on every label of the data (the same estimator and encoding).
+Accuracy is that of Dawid-Skene on the labels collected that the platform aggregates (not
+those of annotators paused in the project), hidden gold clamped, against the rest of the gold;
+next to it the same on every label of the data (the same estimator and encoding). Labels used
+counts every label collected, paused annotators' included: they were paid for.
 """
 
 import tempfile
@@ -43,10 +51,11 @@ from sqlalchemy import event, select, update
 
 from quorum.db.engine import Database, make_engine
 from quorum.db.migrate import upgrade
-from quorum.db.models import Annotation, Project, QualityState, Role, Task, TaskStatus, User
+from quorum.db.models import Annotation, Project, QualityState, Role, Task, TaskStatus
 from quorum.db.types import utcnow
 from quorum.domain import adaptive_loop, assignments, projects, quality_loop, users
 from quorum.domain.lease_rules import LEASE_ORDER, Submission
+from quorum.domain.pause import usable_label
 from quorum.domain.task_status import status_after
 from quorum.domain.tasks import Record, import_tasks
 from quorum.truth import DawidSkene
@@ -57,6 +66,9 @@ Policy = Literal["fixed", "adaptive"]
 QUESTION = "label"
 GOLD_SHARE = 0.10  # of the gold tasks, imported with their gold (hidden gold)
 TIER = 3
+# NOTE: labels between two sweeps of the loop: a team of dozens at a label every 10-20 s, and a
+# sweep every 2-5 s (quality_jobs), submits a few to a few dozen labels between sweeps.
+SWEEP_LABELS = 25
 Progress = Callable[[int, int], None]
 
 
@@ -104,34 +116,42 @@ def simulate(
     data: LabelSet,
     *,
     policy: Policy = "adaptive",
-    overlap: int = 3,
+    overlap: float = 3,
     max_overlap: int | None = None,
     target_confidence: float | None = None,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Result:
     """Replay ``data`` (module doc); ``max_overlap`` defaults to the most common number of
-    labels per task in the data."""
+    labels per task in the data. A fractional ``overlap`` (fixed policy only) gives its
+    fractional part of the tasks, drawn with the seed, one label more than its whole part."""
     data = data.by_task()
     if len(data.classes) < 2:
         raise ValueError("the labels have fewer than two classes: nothing to decide")
+    whole = int(overlap)
+    if policy == "adaptive" and whole != overlap:
+        raise ValueError(f"overlap {overlap}: the adaptive policy takes a whole number")
     available = np.bincount(data.task, minlength=data.n_tasks)
     ceiling = max_overlap or int(np.bincount(available).argmax())
-    ceiling = max(ceiling, overlap) if policy == "adaptive" else overlap
+    ceiling = max(ceiling, whole) if policy == "adaptive" else whole
     hidden, scored = data.split_gold(GOLD_SHARE, seed)
+    rng = np.random.default_rng([seed, 1])
+    plus_one = rng.permutation(data.n_tasks)[: round((overlap - whole) * data.n_tasks)]
     with tempfile.TemporaryDirectory(prefix="quorum-simulate-") as folder:
-        world = _World.build(Path(folder), data, hidden, overlap, ceiling, target_confidence)
+        world = _World.build(Path(folder), data, hidden, whole, ceiling, target_confidence)
         try:
+            world.raise_overlap(plus_one)
             used = world.run(policy, progress)
-            collected = world.collected()
+            collected, usable = world.collected()
+            assert used == collected.size, "every label counted was read back"
         finally:
             world.database.dispose()
     return Result(
         policy=policy,
         tasks=data.n_tasks,
-        labels_used=used,
+        labels_used=int(collected.size),
         labels_available=int(data.task.size),
-        accuracy=_accuracy(data, collected, hidden, scored),
+        accuracy=_accuracy(data, usable, hidden, scored),
         accuracy_all_labels=_accuracy(data, np.arange(data.task.size), hidden, scored),
     )
 
@@ -161,6 +181,7 @@ class _World:
     answered: list[list[int]]  # per task code, the rows of the data answered so far
     labels: int = 0
     since_fit: int = 0
+    since_sweep: int = 0
     models: adaptive_loop.Models | None = None  # the stored model, read once per fit
 
     @classmethod
@@ -219,15 +240,31 @@ class _World:
         while True:
             task = self._first_due()
             if task is None:
+                self._sweep(adaptive)
                 if adaptive and self.since_fit:
-                    self._refit()  # the queue ran dry: the periodic job re-decides every task
-                    continue
-                return self.labels
+                    self._refit()  # the data is used up: one last re-aggregation re-decides all
+                if self._first_due() is None:
+                    return self.labels
+                continue
             self._fill(task, adaptive)
             if progress is not None:
                 progress(self.labels, int(self.data.task.size))
-            if adaptive and self._refit_due():
-                self._refit()
+            if self.since_sweep >= SWEEP_LABELS:
+                self._sweep(adaptive)
+
+    def _sweep(self, adaptive: bool) -> None:
+        """What the loop's periodic sweep does (``quality_jobs.find_work``): a tick for the new
+        labels, else a re-aggregation when it is due."""
+        if not self.since_sweep:
+            return
+        with self.database.session(write=True) as session:
+            project = session.get(Project, self.project.id)
+            assert project is not None
+            quality_loop.tick(session, project)
+            due = adaptive and quality_loop.refit_due(session, self.project.id)
+        self.since_sweep = 0
+        if due:
+            self._refit()
 
     def _first_due(self) -> tuple[int, int, int] | None:
         """The task the lease order hands out first: (id, labels, reserved tier)."""
@@ -257,9 +294,11 @@ class _World:
         with self.database.session(write=True) as session:
             lease = assignments.lease_view(session, self.project.id, self.user_of[worker], now)
             session.commit()
-            if lease is None:
+            if lease is None:  # paused, or blocked: this worker asks for nothing more here
                 return
-            answer_row = row if lease.task_id == task_id else self._row_of(lease.task_id, worker)
+            leased = self.task_of[lease.task_id]
+            self.asked[leased].add(worker)
+            answer_row = row if leased == code else self._row_of(lease.task_id, worker)
             if answer_row is None:  # handed another task this worker never labelled
                 assignments.skip_view(session, lease.assignment_id, self.user_of[worker], now)
                 session.commit()
@@ -268,10 +307,10 @@ class _World:
             submission = Submission(lease.assignment_id, answer)
             assignments.submit_view(session, self.user_of[worker], submission, now)
             session.commit()
-            self.answered[self.task_of[lease.task_id]].append(answer_row)
-            self.labels += 1
-            self.since_fit += 1
-            quality_loop.tick(session, self.project)
+        self.answered[leased].append(answer_row)
+        self.labels += 1
+        self.since_fit += 1
+        self.since_sweep += 1
 
     def _row_of(self, task_id: int, worker: int) -> int | None:
         code = self.task_of[task_id]
@@ -337,14 +376,6 @@ class _World:
             )
             session.commit()
 
-    def _refit_due(self) -> bool:
-        """The production rule (``quality_loop.refit_due``), counted here rather than in SQL."""
-        with self.database.session() as session:
-            state = session.get(QualityState, self.project.id)
-            fitted = state.fitted_labels if state is not None and state.model else 0
-        growth = max(quality_loop.REFIT_MIN_NEW, quality_loop.REFIT_GROWTH * fitted)
-        return self.since_fit >= growth
-
     def _refit(self) -> None:
         with self.database.session(write=True) as session:
             project = session.get(Project, self.project.id)
@@ -352,20 +383,37 @@ class _World:
             quality_loop.refit(session, project)
         self.since_fit, self.models = 0, None
 
-    def collected(self) -> IntArray:
-        """Rows of the data the platform collected, read back from its annotations."""
+    def raise_overlap(self, codes: IntArray) -> None:
+        """One label more for these tasks, as an owner raises the overlap of some tasks."""
+        chosen = set(codes.tolist())
+        ids = sorted(task_id for task_id, code in self.task_of.items() if code in chosen)
+        with self.database.session(write=True) as session:
+            for chunk in range(0, len(ids), 500):
+                overlap = Task.overlap + 1
+                session.execute(
+                    update(Task)
+                    .where(Task.id.in_(ids[chunk : chunk + 500]))
+                    .values(overlap=overlap, status=status_after(Task.n_submitted, overlap))
+                )
+            session.commit()
+
+    def collected(self) -> tuple[IntArray, IntArray]:
+        """Rows of the data the platform collected, and of those the ones its aggregation uses
+        (not of an annotator paused in the project), read back from its annotations."""
         with self.database.session() as session:
             rows = session.execute(
-                select(Annotation.task_id, User.id, Annotation.answers)
-                .join(User, User.id == Annotation.user_id)
+                select(Annotation.task_id, Annotation.user_id, usable_label())
                 .where(Annotation.project_id == self.project.id)
+                .order_by(Annotation.id)
             ).all()
-        found = []
-        for task_id, user_id, _ in rows:
+        found, usable = [], []
+        for task_id, user_id, used in rows:
             row = self._row_of(task_id, self.worker_of[user_id])
             assert row is not None, "only real answers were submitted"
             found.append(row)
-        return np.array(sorted(found), np.intp)
+            if used:
+                usable.append(row)
+        return np.array(sorted(found), np.intp), np.array(sorted(usable), np.intp)
 
 
 def _task(code: int, gold: int, classes: list[str]) -> dict[str, object]:

@@ -1,0 +1,205 @@
+"""Adaptive overlap against fixed overlap, through ``quorum simulate`` (issue 8).
+
+    nice -n 10 .venv/bin/python benchmarks/adaptive_overlap.py [DATASET ...] [--jobs 2]
+        [--save FILE]
+
+For every categorical label set in ../shared/datasets (README kind binary, multiclass or
+ordinal) with at least 5 labels per task on average (18 sets), this runs the command line as a
+user would:
+
+1. ``quorum simulate LABELS --gold GOLD --policy adaptive --overlap 3 --json`` (max_overlap: the
+   set's most common number of labels per task, the simulator's default);
+2. ``quorum simulate ... --policy fixed --overlap F --json`` at the same label budget: ``F`` is
+   the whole overlap ``k`` that spends at most the labels adaptive used (each task at most what
+   the data has), plus the fraction of the tasks, drawn with the seed, that get one label more
+   so that the expected total is adaptive's. A task with only ``k`` labels in the data cannot
+   take its extra one, which the fraction accounts for.
+
+The simulator's accuracy is Dawid-Skene on the labels collected, with a seeded 10% of the gold
+tasks clamped as hidden gold and the rest scored; ``accuracy_all_labels`` is the same fit on
+every label. The targets: adaptive within 0.5 points of all labels on every set, at most 60% of
+the labels on average, and more accurate than fixed overlap at the same budget on every set.
+``--save`` keeps each run's JSON so an interrupted benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+QUORUM = ROOT / ".venv" / "bin" / "quorum"
+OVERLAP = 3
+MIN_LABELS_PER_TASK = 5.0
+TOLERANCE = 0.005  # "within 0.5 points"
+BUDGET = 0.60  # "at most 60% of the labels on average"
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    name: str
+    per_task: npt.NDArray[np.int64]  # labels the data has for each task
+
+    @property
+    def labels(self) -> int:
+        return int(self.per_task.sum())
+
+    @property
+    def max_overlap(self) -> int:
+        return int(np.bincount(self.per_task).argmax())
+
+
+def categorical() -> list[str]:
+    names = []
+    for readme in sorted(DATASETS.glob("*/README.md")):
+        kind = readme.read_text().split("**Kind:**")[1].split()[0]
+        if kind in {"binary", "multiclass", "ordinal"}:
+            names.append(readme.parent.name)
+    return names
+
+
+def label_set(name: str) -> LabelSet:
+    """Labels per task, counted from the task column of labels.csv."""
+    with (DATASETS / name / "labels.csv").open() as lines:
+        next(lines)
+        tasks = [line.split(",", 1)[0] for line in lines if line.strip()]
+    _, counts = np.unique(np.array(tasks), return_counts=True)
+    return LabelSet(name, counts.astype(np.int64))
+
+
+def eligible() -> list[LabelSet]:
+    sets = [label_set(name) for name in categorical()]
+    chosen = [s for s in sets if s.labels / s.per_task.size >= MIN_LABELS_PER_TASK]
+    return sorted(chosen, key=lambda s: s.labels)  # small sets first: results come early
+
+
+def fixed_overlap(per_task: npt.NDArray[np.int64], budget: int) -> float:
+    """The ``--overlap`` of fixed overlap at ``budget`` labels (module doc), to 4 decimals."""
+    whole = 1
+    while np.minimum(per_task, whole + 1).sum() <= budget and whole < per_task.max():
+        whole += 1
+    spent = int(np.minimum(per_task, whole).sum())
+    more = int((per_task > whole).sum())
+    fraction = min(max(budget - spent, 0) / more, 0.9999) if more else 0.0
+    return round(whole + fraction, 4)
+
+
+def simulate(name: str, *options: str) -> dict[str, Any]:
+    folder = DATASETS / name
+    command = [str(QUORUM), "simulate", str(folder / "labels.csv")]
+    command += ["--gold", str(folder / "gold.csv"), *options, "--json"]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["options"] = list(options)
+    return result
+
+
+class Runs:
+    """Each run's JSON by (dataset, policy), kept in ``path`` when given."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path, self.lock = path, Lock()
+        self.done: dict[str, dict[str, Any]] = {}
+        if path is not None and path.exists():
+            self.done = json.loads(path.read_text())
+
+    def get(self, name: str, policy: str) -> dict[str, Any] | None:
+        return self.done.get(f"{name}/{policy}")
+
+    def put(self, name: str, policy: str, result: dict[str, Any]) -> None:
+        with self.lock:
+            self.done[f"{name}/{policy}"] = result
+            if self.path is not None:
+                self.path.write_text(json.dumps(self.done, indent=1, sort_keys=True))
+        print(f"{name} {policy}: {json.dumps(result)}", file=sys.stderr, flush=True)
+
+
+def run_pair(data: LabelSet, runs: Runs) -> None:
+    adaptive = runs.get(data.name, "adaptive")
+    if adaptive is None:
+        adaptive = simulate(data.name, "--policy", "adaptive", "--overlap", str(OVERLAP))
+        runs.put(data.name, "adaptive", adaptive)
+    overlap = fixed_overlap(data.per_task, adaptive["labels_used"])
+    fixed = runs.get(data.name, "fixed")
+    if fixed is None or fixed["options"][-1] != str(overlap):
+        fixed = simulate(data.name, "--policy", "fixed", "--overlap", str(overlap))
+        runs.put(data.name, "fixed", fixed)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def points(x: float) -> str:
+    return f"{100 * x:+.2f}"
+
+
+def table(sets: list[LabelSet], runs: Runs) -> None:
+    print(
+        "| dataset | tasks | labels | max_overlap | fixed overlap | fixed labels | fixed acc. "
+        "| adaptive labels | share | adaptive acc. | all labels acc. | within 0.5 | vs fixed |"
+    )
+    print("|---" * 13 + "|")
+    shares, within, beats, ties = [], 0, 0, 0
+    for data in sorted(sets, key=lambda s: s.name):
+        adaptive, fixed = runs.get(data.name, "adaptive"), runs.get(data.name, "fixed")
+        if adaptive is None or fixed is None:
+            continue
+        share = adaptive["labels_used"] / adaptive["labels_available"]
+        acc, all_acc, fixed_acc = (
+            adaptive["accuracy"], adaptive["accuracy_all_labels"], fixed["accuracy"],
+        )  # fmt: skip
+        ok = acc >= all_acc - TOLERANCE - 1e-12
+        gap = acc - fixed_acc
+        versus = "beats" if gap > 1e-12 else "ties" if gap > -1e-12 else "LOSES"
+        shares.append(share)
+        within, beats, ties = within + ok, beats + (versus == "beats"), ties + (versus == "ties")
+        print(
+            f"| {data.name} | {adaptive['tasks']} | {adaptive['labels_available']} "
+            f"| {data.max_overlap} | {fixed['options'][-1]} | {fixed['labels_used']} "
+            f"| {pct(fixed_acc)} | {adaptive['labels_used']} | {share:.3f} | {pct(acc)} "
+            f"| {pct(all_acc)} | {'yes' if ok else 'MISSED'} ({points(acc - all_acc)}) "
+            f"| {versus} ({points(gap)}) |"
+        )
+    n = len(shares)
+    if not n:
+        return
+    mean = float(np.mean(shares))
+    print(
+        f"\nmean share of labels {mean:.3f} (target <= {BUDGET}: "
+        f"{'met' if mean <= BUDGET else 'MISSED'}); within 0.5 points on {within}/{n}; "
+        f"beats fixed on {beats}/{n}, ties {ties}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("datasets", nargs="*")
+    parser.add_argument("--jobs", type=int, default=1, help="simulations run at once")
+    parser.add_argument("--save", type=Path, help="JSON file of the runs, to resume")
+    args = parser.parse_args()
+    sets = [s for s in eligible() if not args.datasets or s.name in args.datasets]
+    runs = Runs(args.save)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures: list[Future[None]] = [pool.submit(run_pair, data, runs) for data in sets]
+        for future in futures:
+            future.result()
+    table(sets, runs)
+
+
+if __name__ == "__main__":
+    main()
