@@ -106,7 +106,7 @@ def _failed(session: Session, project: Project, user: User, policy: ProjectPolic
         .order_by(QualificationAttempt.id.desc())
         .limit(1)
     )
-    score = f"{attempt.correct} of {attempt.total} of your answers were right" if attempt else ""
+    score = f"{attempt.correct} of your {attempt.total} answers were right" if attempt else ""
     needed = f"{percent(policy.qualification.pass_rate)} are needed" if policy.qualification else ""
     figures = "; ".join(part for part in (score, needed) if part)
     return Note(

@@ -128,22 +128,35 @@ def _paused(a: AnnotatorQuality, pausers: dict[int, str]) -> Paused:
 
 def interval_chart(shown: Panel) -> Figure | None:
     """Each annotator's trust with its 90% credible interval: in the project, and in each of
-    its domains over every project; the accuracy floor as a dotted line."""
+    its domains over every project, side by side; the accuracy floor as a dotted line."""
     graded = [row.a for row in shown.rows if row.a.trust.total]
     if not graded:
         return None
-    names = [a.annotator for a in graded]
     series = [("in this project", [a.trust for a in graded])]
     series += [
         (f"{domain} (all projects)", [a.domains.get(domain, Trust(0, 0)) for a in graded])
         for domain in shown.q.domains
     ]
+    # NOTE: annotators sit at whole numbers on the y axis, each series a little apart, so the
+    # intervals of one annotator do not hide each other.
+    step = 0.6 / len(series)
+    offsets = [step * (k - (len(series) - 1) / 2) for k in range(len(series))]
+    names = [a.annotator for a in graded]
     return {
-        "data": [_interval_trace(name, names, trusts) for name, trusts in series],
+        "data": [
+            _interval_trace(name, names, trusts, offset)
+            for (name, trusts), offset in zip(series, offsets, strict=True)
+        ],
         "layout": {
-            "height": 120 + 40 * len(names),
+            "height": 140 + 50 * len(names),
             "xaxis": {"range": [0, 1], "tickformat": ".0%", "title": {"text": "accuracy"}},
-            "yaxis": {"type": "category", "autorange": "reversed", "automargin": True},
+            "yaxis": {
+                "tickvals": list(range(len(names))),
+                "ticktext": names,
+                "range": [len(names) - 0.5, -0.5],
+                "automargin": True,
+                "zeroline": False,
+            },
             "shapes": [
                 {
                     "type": "line",
@@ -155,12 +168,12 @@ def interval_chart(shown: Panel) -> Figure | None:
                     "line": {"dash": "dot", "color": "#b42318"},
                 }
             ],
-            "legend": {"orientation": "h", "y": -0.25},
+            "legend": {"orientation": "h", "y": -0.3},
         },
     }
 
 
-def _interval_trace(name: str, names: list[str], trusts: list[Trust]) -> Figure:
+def _interval_trace(name: str, names: list[str], trusts: list[Trust], offset: float) -> Figure:
     means = [t.mean for t in trusts]
     bounds = [t.interval for t in trusts]
     return {
@@ -168,7 +181,7 @@ def _interval_trace(name: str, names: list[str], trusts: list[Trust]) -> Figure:
         "mode": "markers",
         "name": name,
         "x": means,
-        "y": names,
+        "y": [i + offset for i in range(len(names))],
         "error_x": {
             "type": "data",
             "symmetric": False,
@@ -176,12 +189,13 @@ def _interval_trace(name: str, names: list[str], trusts: list[Trust]) -> Figure:
             "arrayminus": [mean - low for (low, _), mean in zip(bounds, means, strict=True)],
         },
         "customdata": [
-            [t.correct, t.total, low, high] for t, (low, high) in zip(trusts, bounds, strict=True)
+            [who, t.correct, t.total, low, high]
+            for who, t, (low, high) in zip(names, trusts, bounds, strict=True)
         ],
         "hovertemplate": (
-            "%{y}: %{x:.0%} [%{customdata[2]:.0%}, %{customdata[3]:.0%}]"
+            "%{customdata[0]}: %{x:.0%} [%{customdata[3]:.0%}, %{customdata[4]:.0%}]"
             f" ({CREDIBLE:.0%} interval), "
-            "%{customdata[0]} of %{customdata[1]} checks right<extra>%{fullData.name}</extra>"
+            "%{customdata[1]} of %{customdata[2]} checks right<extra>%{fullData.name}</extra>"
         ),
     }
 

@@ -65,6 +65,8 @@ PAGES = [
     ("requester@example.com", "/admin/users", "admin-users"),
     ("requester@example.com", "/admin/users/3", "admin-user"),
     ("requester@example.com", "/account", "account"),
+    ("requester@example.com", "/people/4/profile", "profile"),
+    ("annotator2@example.com", "/account", "account-annotator"),
     ("reviewer@example.com", f"/projects/{TRIAGE}/review", "review-demo"),
     ("reviewer@example.com", "/projects", "projects-reviewer"),
     ("annotator2@example.com", "/projects", "projects-annotator"),
