@@ -126,16 +126,25 @@ def make_app(database: Database) -> procrastinate.App:
     @app.periodic(cron=f"* * * * * */{SWEEP_SECONDS}")
     @app.task(name="quorum.quality.sweep", queue=QUEUE, queueing_lock="sweep")
     async def find(timestamp: int) -> None:
-        work = await asyncio.to_thread(find_work, database)
-        for task, ids, kind in ((tick, work.ticks, "tick"), (refit, work.refits, "refit")):
-            for project_id in ids:
-                try:
-                    job = task.configure(queueing_lock=f"{kind}:{project_id}")
-                    await job.defer_async(project_id=project_id)
-                except AlreadyEnqueued:  # one is waiting already: it will see these labels
-                    continue
+        await defer_work(app, database)
 
     return app
+
+
+async def defer_work(app: procrastinate.App, database: Database) -> int:
+    """Defer a ``tick`` (or ``refit``) job for each project with work due; returns how many.
+    A queueing lock per project and kind keeps one waiting at most."""
+    work = await asyncio.to_thread(find_work, database)
+    deferred = 0
+    for kind, ids in (("tick", work.ticks), ("refit", work.refits)):
+        for project_id in ids:
+            job = app.configure_task(f"quorum.quality.{kind}", queueing_lock=f"{kind}:{project_id}")
+            try:
+                await job.defer_async(project_id=project_id)
+                deferred += 1
+            except AlreadyEnqueued:  # one is waiting already: it will see these labels
+                continue
+    return deferred
 
 
 async def prepare_schema(app: procrastinate.App) -> None:
@@ -147,12 +156,29 @@ async def prepare_schema(app: procrastinate.App) -> None:
         await app.schema_manager.apply_schema_async()
 
 
-async def run_worker(database: Database, *, concurrency: int = 2, wait: bool = True) -> None:
-    """``quorum worker``: run the loop's jobs until stopped (``wait=False``: until the queue
-    is empty, for tests)."""
+async def run_worker(database: Database, *, concurrency: int = 2) -> None:
+    """``quorum worker``: run the loop's jobs until stopped."""
     app = make_app(database)
     async with app.open_async():
         await prepare_schema(app)
+        # Finished jobs are deleted: a sweep every few seconds would otherwise grow the table.
         await app.run_worker_async(
-            queues=[QUEUE], concurrency=concurrency, wait=wait, install_signal_handlers=wait
+            queues=[QUEUE], concurrency=concurrency, delete_jobs="successful"
         )
+
+
+async def run_once(database: Database) -> int:
+    """Defer the work due now and run the queue until it is empty (tests, and catching up
+    by hand); returns how many jobs were deferred."""
+    app = make_app(database)
+    async with app.open_async():
+        await prepare_schema(app)
+        deferred = await defer_work(app, database)
+        await app.run_worker_async(
+            queues=[QUEUE],
+            concurrency=1,
+            wait=False,
+            install_signal_handlers=False,
+            delete_jobs="successful",
+        )
+    return deferred

@@ -8,8 +8,9 @@ submission order:
 
 1. labels on gold tasks are graded (``quorum.domain.gold``): trust evidence;
 2. spam signals (``quorum.domain.spam``) flag labels, each with its reason, and ``review_rate``
-   of the other labels (not on gold tasks) is sampled, by a hash of the label's id; both go to
-   the review queue;
+   of the other labels is sampled, by a hash of the label's id; both go to the review queue.
+   Labels on hidden gold are sampled like any other: a label's pay waits while it is reviewed,
+   and a check that never waited would stand out in the annotator's statement;
 3. each task that got labels is decided again with the stored worker model
    (``quorum.domain.adaptive_loop``): one more slot if its answer is still unsure, escalated
    after two extra labels;
@@ -123,8 +124,7 @@ def tick(session: Session, project: Project, *, now: datetime | None = None) -> 
     picked = [
         ToReview(label.annotation_id, ReviewSource.sampled, f"review_rate {policy.review_rate}")
         for label in new
-        if label.annotation_id not in on_gold
-        and label.annotation_id not in reasons
+        if label.annotation_id not in reasons
         and sampled(project.id, label.annotation_id, policy.review_rate)
     ]
     report.flagged = queue_for_review(session, items, now=now)

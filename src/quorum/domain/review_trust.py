@@ -5,6 +5,10 @@ full answer and counts as gold: the corrected label is graded against it (right 
 correction changed nothing gradeable), and so is every other label of that task that no review
 graded yet. A later decision on the same label replaces the earlier one's outcome. The
 annotators concerned are then checked for auto-pause.
+
+Labels on gold tasks are reviewed like the others (review sampling does not tell them apart),
+but their decisions add no outcome: the gold already graded them, and one label must not count
+twice.
 """
 
 from datetime import datetime
@@ -12,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from quorum.db.models import Annotation, OutcomeSource, Project, Review, ReviewDecision
+from quorum.db.models import Annotation, OutcomeSource, Project, Review, ReviewDecision, Task
 from quorum.domain import gold, pause
 from quorum.domain.projects import schema_of
 
@@ -21,6 +25,8 @@ def record_decision(
     session: Session, project: Project, review: Review, annotation: Annotation, now: datetime
 ) -> None:
     """Turn a decided review into outcomes, then check those annotators for auto-pause."""
+    if session.scalar(select(Task.gold.is_not(None)).where(Task.id == annotation.task_id)):
+        return
     schema = schema_of(project)
     decision = review.decision
     if decision is ReviewDecision.corrected and review.corrected_answers is not None:

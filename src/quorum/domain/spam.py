@@ -204,7 +204,10 @@ def _recent(
     """The project's recent durations and answers (each over its last ``RECENT`` labels)."""
     project_id, key = project.id, (project.id, project.created_at)  # ids recur across databases
     cached = _RECENT.get(key)
-    if cached is not None and 0 <= newest - cached[0] < REFRESH:
+    # NOTE: only a full window is kept: a young project's figures change with every label, and
+    # a stale short window would keep its too-fast check off (under MIN_TIMED) for 500 labels.
+    full = cached is not None and len(cached[2]) >= RECENT
+    if cached is not None and full and 0 <= newest - cached[0] < REFRESH:
         return cached[1], cached[2]
     durations = session.scalars(
         select(Annotation.duration_ms)
