@@ -7,7 +7,8 @@
 It covers accounts, projects and members, task upload (an iterable, or a JSON, NDJSON, CSV or
 Parquet file), labelling (next, submit, skip), stats, exports (to a file, a Hugging Face dataset
 directory, or a pandas DataFrame), vendor audits, payments and Label Studio imports; lists are
-followed page by page. pandas is not a dependency of the SDK: ``export_dataframe`` imports it
+followed page by page; workforce profiles and the quality loop come from
+``quorum.client_quality``. pandas is not a dependency of the SDK: ``export_dataframe`` imports it
 when called (``pip install pandas``).
 
 Errors mirror the API's:
@@ -32,6 +33,8 @@ from typing import IO, Any
 
 import httpx
 import orjson
+
+from quorum.client_quality import QualityCalls
 
 JSON = dict[str, Any]
 RETRY_STATUSES = {502, 503, 504}
@@ -121,7 +124,7 @@ def _raise_for_error(response: httpx.Response) -> None:
         )
 
 
-class Client:
+class Client(QualityCalls):
     """A Quorum server, as one user (the token's) sees it.
 
     Calls that change state are retried on connection errors and 502/503/504; a submission is
