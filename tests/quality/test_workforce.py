@@ -57,6 +57,9 @@ def test_owners_manage_their_members_but_not_pay(desk: Desk, make: Factory) -> N
     assert desk.client.get(path, headers=member.headers).status_code == 200
     assert desk.client.patch(path, json={"tier": 1}, headers=member.headers).status_code == 403
     assert desk.client.get("/api/v1/workforce", headers=owner.headers).status_code == 403
+    # Owning a project is no licence to promote yourself.
+    own = f"/api/v1/users/{owner.user.id}/profile"
+    assert desk.client.patch(own, json={"tier": 3}, headers=owner.headers).status_code == 403
 
 
 def test_required_domains_and_min_tier_route_work(desk: Desk, make: Factory) -> None:
