@@ -180,6 +180,8 @@ def test_an_owner_sees_why_an_annotator_was_paused_and_others_do_not(
     assert "paused" in theirs.text and "P(accuracy" not in theirs.text
     assert "Un-pause" not in theirs.text and annotator.user.email not in theirs.text
     assert visit(annotator).get(dashboard).status_code == 403
+    listed = visit(reviewer).get(f"/projects/{project.id}/annotations").text
+    assert listed.count(">excluded</span>") == 4  # the paused annotator's labels, left out
     # The annotator is told they are paused and why in words, without the figures.
     workbench = visit(annotator)
     label = workbench.get(f"/projects/{project.id}/label").text

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from quorum.domain import annotations, reviews, tasks
+from quorum.domain import annotations, pause, reviews, tasks
 from quorum.domain.errors import NotFound
 from quorum.domain.projects import schema_of
 from quorum.web.answers import answer_views
@@ -26,7 +26,12 @@ def annotations_page(
     seen = reviewing(session, user, project_id)
     page = annotations.list_annotations(session, seen.project, cursor=cursor, limit=PAGE)
     rows = [(a, pseudonym, _short(a.answers)) for a, pseudonym in page.items]
-    context = {"project": seen.project, "rows": rows, "next_cursor": page.next_cursor}
+    context = {
+        "project": seen.project,
+        "rows": rows,
+        "next_cursor": page.next_cursor,
+        "paused": pause.paused_ids(session, seen.project.id),
+    }
     return render(request, "annotations.html", context)
 
 

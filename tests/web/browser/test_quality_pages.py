@@ -113,6 +113,7 @@ def test_a_failed_qualification_is_explained_and_reset(server: Server, sign_in: 
     annotator.goto(f"/projects/{project_id}/label")
     annotator.wait_for_selector("#answer-form")
     assert "Qualification" in annotator.inner_text("#standing-note")
+    shoot(annotator, "label-qualifying")
     for _ in range(2):
         form = annotator.wait_for_selector("#answer-form #standing-note")
         held = annotator.get_attribute("#answer-form", "data-assignment")
