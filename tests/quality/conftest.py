@@ -28,10 +28,13 @@ def quick_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def seeded_coins(monkeypatch: pytest.MonkeyPatch, database: Database) -> None:
+def seeded_coins(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """The hidden-gold coin, seeded: Python's on SQLite, the connection's random() on
     PostgreSQL (the test's statements all run on its one connection)."""
     monkeypatch.setattr(leases_sqlite, "_COIN", random.Random(8))
+    if "database" not in request.fixturenames:
+        return  # a test without the shared database (pure functions, its own files)
+    database: Database = request.getfixturevalue("database")
     if not database.is_sqlite:
         assert database.connection is not None
         database.connection.execute(text("SELECT setseed(0.08)"))
