@@ -34,8 +34,7 @@ def update_profile(
     """Change a profile, all or nothing: tier and domains (admins, and owners of a project the
     user belongs to), pay rate (admins). ``domains`` replaces the whole set."""
     member = users.get(session, user_id)
-    # An owner is a member of their own projects: without this, they could raise their own tier.
-    owns = member.id != user.id and workforce.owns_a_project_of(session, user, member)
+    owns = workforce.owns_a_project_of(session, user, member)  # never for oneself
     policies.reveal(user, policies.can_see_profile_of(member, owns), f"user {user_id}")
     policies.authorize(
         user, policies.can_manage_profile_of(owns), "only admins and owners manage profiles"

@@ -126,7 +126,12 @@ def list_profiles(
 
 
 def owns_a_project_of(session: Session, owner: User, member: User) -> bool:
-    """Whether ``owner`` owns a project ``member`` belongs to (owners manage their members)."""
+    """Whether ``owner`` owns a project ``member`` belongs to (owners manage their members).
+
+    Never for oneself: an owner is a member of their own projects, and managing their own
+    profile would let them raise their own tier and domains."""
+    if owner.id == member.id:
+        return False
     mine = select(Membership.project_id).where(
         Membership.user_id == owner.id, Membership.role == Role.owner
     )
