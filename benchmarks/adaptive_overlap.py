@@ -1,7 +1,7 @@
 """Adaptive overlap against fixed overlap, through ``quorum simulate`` (issue 8).
 
     nice -n 10 .venv/bin/python benchmarks/adaptive_overlap.py [DATASET ...] [--jobs 2]
-        [--max-labels N] [--save FILE]
+        [--max-labels N] [--sample-labels M] [--save FILE]
 
 For every categorical label set in ../shared/datasets (README kind binary, multiclass or
 ordinal) with at least 5 labels per task on average (18 sets), this runs the command line as a
@@ -22,7 +22,8 @@ the labels on average, and more accurate than fixed overlap at the same budget o
 ``--save`` keeps each run's JSON so an interrupted benchmark resumes where it stopped.
 
 A set with more than ``--max-labels`` labels (default 8,100; 0 for none) is replayed on a seeded
-sample of its tasks, with all of each chosen task's labels in file order: its gold tasks first
+sample of its tasks within ``--sample-labels`` labels (default: ``--max-labels``), with all of
+each chosen task's labels in file order: its gold tasks first
 (accuracy is measured on them), then other tasks, in random order, while the labels fit. The
 sample is written as labels.csv and gold.csv for ``quorum simulate``; all three accuracies are
 on it. The replay goes through the real lease and submit (a few ms a label), so the full sets
@@ -114,10 +115,11 @@ def sample(data: LabelSet, max_labels: int, seed: int = 0) -> LabelSet:
     return label_set(data.name, folder, sampled_from=data.labels)
 
 
-def eligible(max_labels: int = MAX_LABELS) -> list[LabelSet]:
+def eligible(max_labels: int = MAX_LABELS, sample_labels: int | None = None) -> list[LabelSet]:
     sets = [label_set(name, DATASETS / name) for name in categorical()]
     chosen = [s for s in sets if s.labels / s.per_task.size >= MIN_LABELS_PER_TASK]
-    chosen = [sample(s, max_labels) if 0 < max_labels < s.labels else s for s in chosen]
+    size = sample_labels or max_labels
+    chosen = [sample(s, size) if 0 < max_labels < s.labels else s for s in chosen]
     return sorted(chosen, key=lambda s: s.labels)  # small sets first: results come early
 
 
@@ -234,8 +236,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="simulations run at once")
     parser.add_argument("--save", type=Path, help="JSON file of the runs, to resume")
     parser.add_argument("--max-labels", type=int, default=MAX_LABELS, help="0: every label")
+    parser.add_argument("--sample-labels", type=int, help="default: --max-labels")
     args = parser.parse_args()
-    sets = [s for s in eligible(args.max_labels) if not args.datasets or s.name in args.datasets]
+    sets = [
+        s
+        for s in eligible(args.max_labels, args.sample_labels)
+        if not args.datasets or s.name in args.datasets
+    ]
     runs = Runs(args.save)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures: list[Future[None]] = [pool.submit(run_pair, data, runs) for data in sets]
