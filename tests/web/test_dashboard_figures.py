@@ -118,3 +118,13 @@ def test_throughput_buckets_by_hour_day_or_week() -> None:
     unit, buckets = figures.throughput([start, start + timedelta(days=400)])
     assert unit == "week" and buckets[0][0].weekday() == 0 and sum(n for _, n in buckets) == 2
     assert figures.throughput([]) == ("day", [])
+
+
+def test_count_axes_tick_whole_numbers_when_counts_are_small() -> None:
+    from quorum.web.dashboard import _throughput
+
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    few = _throughput([(start, 1)], "hour")["layout"]
+    assert few["yaxis"]["dtick"] == 1 and few["yaxis2"]["dtick"] == 1
+    many = _throughput([(start, 40), (start + timedelta(hours=1), 9)], "hour")["layout"]
+    assert "dtick" not in many["yaxis"] and "dtick" not in many["yaxis2"]

@@ -64,18 +64,26 @@ def _throughput(buckets: list[tuple[datetime, int]], unit: str) -> Figure:
         ],
         "layout": {
             "xaxis": {"type": "date"},
-            "yaxis": {"title": {"text": f"per {unit}"}, "rangemode": "tozero", "tickformat": ",d"},
+            "yaxis": {"title": {"text": f"per {unit}"}, **_count_axis(max(y))},
             "yaxis2": {
                 "overlaying": "y",
                 "side": "right",
                 "title": {"text": "total"},
-                "rangemode": "tozero",
-                "tickformat": ",d",
+                **_count_axis(cumulative[-1]),
                 "showgrid": False,
             },
             "legend": {"orientation": "h", "y": -0.2},
         },
     }
+
+
+def _count_axis(top: int) -> dict[str, Any]:
+    """An axis of whole counts: with small counts Plotly would place ticks at fractions, which
+    whole-number labels then repeat (0, 0, 1, 1)."""
+    axis: dict[str, Any] = {"rangemode": "tozero", "tickformat": ",d"}
+    if top < 6:
+        axis["dtick"] = 1
+    return axis
 
 
 def _annotators(people: list[AnnotatorLabels]) -> Figure:
