@@ -161,8 +161,12 @@ def worker(
                 "quorum worker runs the PostgreSQL job queue; on SQLite the quality loop runs "
                 "inside quorum serve"
             )
+    where = database.engine.url.render_as_string(hide_password=True)
+    typer.echo(f"quorum worker: running the quality loop's jobs on {where}; Ctrl+C stops", err=True)
     try:
         asyncio.run(run_worker(database, concurrency=concurrency))
+    except KeyboardInterrupt:
+        typer.echo("quorum worker: stopped", err=True)
     finally:
         database.dispose()
 
