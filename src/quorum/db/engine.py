@@ -32,9 +32,10 @@ from quorum.db.types import dumps_json
 # NOTE: psycopg caches the conversion of a query's placeholders only for texts of up to 4,096
 # characters. The PostgreSQL lease statement (quorum.domain.leases_pg) is longer, and converting
 # it again on every call took about 0.2-0.4 ms of the server's CPU per lease. The cache is keyed
-# by the text, and the hot path has a handful of texts.
+# by the text, and the hot path has a handful of texts. (A psycopg without this setting simply
+# ignores it.)
 psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(
-    psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, 32_768
+    getattr(psycopg_queries, "MAX_CACHED_STATEMENT_LENGTH", 0), 32_768
 )
 
 T = TypeVar("T")
