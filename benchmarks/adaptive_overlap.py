@@ -1,7 +1,7 @@
 """Adaptive overlap against fixed overlap, through ``quorum simulate`` (issue 8).
 
     nice -n 10 .venv/bin/python benchmarks/adaptive_overlap.py [DATASET ...] [--jobs 2]
-        [--max-labels N] [--sample-labels M] [--save FILE]
+        [--max-labels N] [--sample-labels M] [--sweep-labels K] [--save FILE]
 
 For every categorical label set in ../shared/datasets (README kind binary, multiclass or
 ordinal) with at least 5 labels per task on average (18 sets), this runs the command line as a
@@ -171,16 +171,17 @@ class Runs:
         print(f"{name} {policy}: {json.dumps(result)}", file=sys.stderr, flush=True)
 
 
-def run_pair(data: LabelSet, runs: Runs) -> None:
-    adaptive = runs.get(data, "adaptive")
+def run_pair(data: LabelSet, runs: Runs, sweep: int) -> None:
+    every = ("--sweep-labels", str(sweep))
+    adaptive = runs.get(data, f"adaptive/{sweep}")
     if adaptive is None:
-        adaptive = simulate(data, "--policy", "adaptive", "--overlap", str(OVERLAP))
-        runs.put(data, "adaptive", adaptive)
+        adaptive = simulate(data, *every, "--policy", "adaptive", "--overlap", str(OVERLAP))
+        runs.put(data, f"adaptive/{sweep}", adaptive)
     overlap = fixed_overlap(data.per_task, adaptive["labels_used"])
-    fixed = runs.get(data, "fixed")
+    fixed = runs.get(data, f"fixed/{sweep}")
     if fixed is None or fixed["options"][-1] != str(overlap):
-        fixed = simulate(data, "--policy", "fixed", "--overlap", str(overlap))
-        runs.put(data, "fixed", fixed)
+        fixed = simulate(data, *every, "--policy", "fixed", "--overlap", str(overlap))
+        runs.put(data, f"fixed/{sweep}", fixed)
 
 
 def pct(x: float) -> str:
@@ -191,7 +192,7 @@ def points(x: float) -> str:
     return f"{100 * x:+.2f}"
 
 
-def table(sets: list[LabelSet], runs: Runs) -> None:
+def table(sets: list[LabelSet], runs: Runs, sweep: int) -> None:
     print(
         "| dataset | tasks | labels | max_overlap | fixed overlap | fixed labels | fixed acc. "
         "| adaptive labels | share | adaptive acc. | all labels acc. | within 0.5 | vs fixed |"
@@ -199,7 +200,7 @@ def table(sets: list[LabelSet], runs: Runs) -> None:
     print("|---" * 13 + "|")
     shares, within, beats, ties = [], 0, 0, 0
     for data in sorted(sets, key=lambda s: s.name):
-        adaptive, fixed = runs.get(data, "adaptive"), runs.get(data, "fixed")
+        adaptive, fixed = runs.get(data, f"adaptive/{sweep}"), runs.get(data, f"fixed/{sweep}")
         if adaptive is None or fixed is None:
             continue
         share = adaptive["labels_used"] / adaptive["labels_available"]
@@ -237,6 +238,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="JSON file of the runs, to resume")
     parser.add_argument("--max-labels", type=int, default=MAX_LABELS, help="0: every label")
     parser.add_argument("--sample-labels", type=int, help="default: --max-labels")
+    parser.add_argument("--sweep-labels", type=int, default=1, help="quorum simulate's option")
     args = parser.parse_args()
     sets = [
         s
@@ -245,10 +247,12 @@ def main() -> None:
     ]
     runs = Runs(args.save)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures: list[Future[None]] = [pool.submit(run_pair, data, runs) for data in sets]
+        futures: list[Future[None]] = [
+            pool.submit(run_pair, data, runs, args.sweep_labels) for data in sets
+        ]
         for future in futures:
             future.result()
-    table(sets, runs)
+    table(sets, runs, args.sweep_labels)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,10 @@ def simulate(
         typer.Option(help="Stop once more labels would change the answer with at most 1 - C"),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed (the replay itself is deterministic)")] = 0,
+    sweep_labels: Annotated[
+        int,
+        typer.Option(help="Labels between two runs of the quality loop's tick", min=1, max=10_000),
+    ] = 1,
     json: Annotated[
         bool,
         typer.Option(
@@ -114,7 +118,8 @@ def simulate(
         with _progress() as update:
             result = run(
                 data, policy=policy, overlap=overlap, max_overlap=max_overlap,  # type: ignore[arg-type]
-                target_confidence=target_confidence, seed=seed, progress=update,
+                target_confidence=target_confidence, seed=seed, sweep_labels=sweep_labels,
+                progress=update,
             )  # fmt: skip
     except ValueError as error:
         raise _fail(f"LABELS {labels}: {error}") from None

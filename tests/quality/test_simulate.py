@@ -112,6 +112,19 @@ def test_fixed_overlap_takes_each_task_in_lease_order(
     assert recorder.calls["tick"] > 0 and recorder.calls["refit"] == 0
 
 
+def test_the_loop_runs_every_sweep_labels(
+    files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = label_set(*files)
+    every_label = Recorder(monkeypatch)
+    first = simulate(data, policy="fixed", overlap=3, sweep_labels=1)
+    assert every_label.calls["tick"] == first.labels_used  # a tick after each submission
+    every_25 = Recorder(monkeypatch)
+    second = simulate(data, policy="fixed", overlap=3, sweep_labels=25)
+    assert every_25.calls["tick"] == -(-second.labels_used // 25)
+    assert second == first  # fixed overlap does not wait for the loop
+
+
 def test_fixed_overlap_with_a_fraction(files: tuple[Path, Path]) -> None:
     data = label_set(*files)
     half = simulate(data, policy="fixed", overlap=2.5, seed=3)

@@ -5,8 +5,9 @@ question whose options are the data's classes), one user per worker of the data,
 imported, and the policy asked for. Then, as annotators would, the workers ask for tasks and
 answer them through ``quorum.domain.assignments`` (the same lease and submit as the API), and
 the quality loop runs as its periodic sweep runs it in production (``quality_jobs.find_work``):
-every ``SWEEP_LABELS`` submissions, and whenever the queue runs dry, a ``quality_loop.tick``
-for the new labels, then ``quality_loop.refit`` when ``quality_loop.refit_due`` says so. When
+every ``sweep_labels`` submissions (``SWEEP_LABELS``, 1 by default) and whenever the queue runs
+dry, a ``quality_loop.tick`` for the new labels, then ``quality_loop.refit`` when
+``quality_loop.refit_due`` says so. When
 the data is used up, one last re-aggregation decides every task again (the job would run once
 the project's labels stop growing too), which may open more slots.
 
@@ -66,9 +67,10 @@ Policy = Literal["fixed", "adaptive"]
 QUESTION = "label"
 GOLD_SHARE = 0.10  # of the gold tasks, imported with their gold (hidden gold)
 TIER = 3
-# NOTE: labels between two sweeps of the loop: a team of dozens at a label every 10-20 s, and a
-# sweep every 2-5 s (quality_jobs), submits a few to a few dozen labels between sweeps.
-SWEEP_LABELS = 25
+# NOTE: labels between two sweeps of the loop. 1: the loop keeps up with every submission (DESIGN
+# section 6). A team of dozens at a label every 10-20 s, with a sweep every 2-5 s
+# (quality_jobs), submits a few to a few dozen between sweeps; docs/simulation.md shows both.
+SWEEP_LABELS = 1
 Progress = Callable[[int, int], None]
 
 
@@ -120,6 +122,7 @@ def simulate(
     max_overlap: int | None = None,
     target_confidence: float | None = None,
     seed: int = 0,
+    sweep_labels: int = SWEEP_LABELS,
     progress: Progress | None = None,
 ) -> Result:
     """Replay ``data`` (module doc); ``max_overlap`` defaults to the most common number of
@@ -141,7 +144,7 @@ def simulate(
         world = _World.build(Path(folder), data, hidden, whole, ceiling, target_confidence)
         try:
             world.raise_overlap(plus_one)
-            used = world.run(policy, progress)
+            used = world.run(policy, sweep_labels, progress)
             collected, usable = world.collected()
             assert used == collected.size, "every label counted was read back"
         finally:
@@ -235,7 +238,7 @@ class _World:
 
     # --- the replay ----------------------------------------------------------------------------
 
-    def run(self, policy: Policy, progress: Progress | None) -> int:
+    def run(self, policy: Policy, sweep_labels: int, progress: Progress | None) -> int:
         adaptive = policy == "adaptive"
         while True:
             task = self._first_due()
@@ -249,7 +252,7 @@ class _World:
             self._fill(task, adaptive)
             if progress is not None:
                 progress(self.labels, int(self.data.task.size))
-            if self.since_sweep >= SWEEP_LABELS:
+            if self.since_sweep >= sweep_labels:
                 self._sweep(adaptive)
 
     def _sweep(self, adaptive: bool) -> None:
