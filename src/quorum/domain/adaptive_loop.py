@@ -30,7 +30,7 @@ EM readily reports 100%, which would stop the loop exactly where it should go on
 """
 
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -262,20 +262,27 @@ def unsure(
 ) -> npt.NDArray[np.bool_]:
     """Per task (ids ``tasks``, sorted): does any question still need a label (module doc)?"""
     needs = np.zeros(tasks.size, bool)
+    for model, position, rows, codes in _coded(models, labels, tasks):
+        more = needs_more_labels(
+            position, rows, codes, model.model.confusions, model.model.priors,
+            pooled=model.model.pooled, overlap=0, max_overlap=policy.ceiling,
+            target=target_of(policy), temperature=TEMPERATURE, n_tasks=tasks.size,
+        )  # fmt: skip
+        needs |= more & (np.bincount(position, minlength=tasks.size) > 0)
+    return needs
+
+
+def _coded(
+    models: Models, labels: TaskLabels, tasks: IntArray
+) -> Iterator[tuple[QuestionModel, IntArray, IntArray, IntArray]]:
+    """Per question with answers its model knows: the model, and those labels' task positions
+    in ``tasks`` (sorted), worker rows and class codes."""
     position = np.searchsorted(tasks, labels.task_id)
     for name, model in models.items():
         codes = model.codes([answers.get(name) for answers in labels.answers])
         keep = codes >= 0
-        if not keep.any():
-            continue
-        more = needs_more_labels(
-            position[keep], model.rows(labels.user_id[keep]), codes[keep],
-            model.model.confusions, model.model.priors, pooled=model.model.pooled,
-            overlap=0, max_overlap=policy.ceiling, target=target_of(policy),
-            temperature=TEMPERATURE, n_tasks=tasks.size,
-        )  # fmt: skip
-        needs |= more & (np.bincount(position[keep], minlength=tasks.size) > 0)
-    return needs
+        if keep.any():
+            yield model, position[keep], model.rows(labels.user_id[keep]), codes[keep]
 
 
 @dataclass(frozen=True)
@@ -369,18 +376,12 @@ def honest_confidence(
     tasks = np.array(sorted(set(task_ids)), np.int64)
     labels = TaskLabels.load(session, project.id, tasks.tolist())
     lowest = np.full(tasks.size, np.nan)
-    position = np.searchsorted(tasks, labels.task_id)
-    for name, model in models.items():
-        codes = model.codes([answers.get(name) for answers in labels.answers])
-        keep = codes >= 0
-        if not keep.any():
-            continue
+    for model, position, rows, codes in _coded(models, labels, tasks):
         probas = task_posterior(
-            position[keep], model.rows(labels.user_id[keep]), codes[keep],
-            model.model.confusions, model.model.priors, pooled=model.model.pooled,
-            temperature=TEMPERATURE, n_tasks=tasks.size,
+            position, rows, codes, model.model.confusions, model.model.priors,
+            pooled=model.model.pooled, temperature=TEMPERATURE, n_tasks=tasks.size,
         )  # fmt: skip
-        answered = np.bincount(position[keep], minlength=tasks.size) > 0
+        answered = np.bincount(position, minlength=tasks.size) > 0
         top = np.where(answered, probas.max(axis=1), np.nan)
         lowest = np.fmin(lowest, top)
     for task_id, value in zip(tasks.tolist(), lowest.tolist(), strict=True):
