@@ -41,7 +41,7 @@ def import_delivery(
     """Import a vendor's labels for the project's tasks (rows keyed by external_id), all or
     nothing."""
     from quorum.cli import open_database, reported_errors, settings_for
-    from quorum.cli_data import _project
+    from quorum.cli_data import project_by_id
     from quorum.domain import audits
     from quorum.domain.projects import schema_of
     from quorum.io.task_files import format_for
@@ -53,7 +53,7 @@ def import_delivery(
             database = open_database(settings_for(db))
             try:
                 with database.session(write=True) as session:
-                    chosen = _project(session, project)
+                    chosen = project_by_id(session, project)
                     rows = read_vendor_labels(raw, fmt, schema_of(chosen))
                     result = audits.import_vendor_labels(
                         session, chosen, vendor, rows, price_cents_per_label=price_cents_per_label
@@ -83,7 +83,7 @@ def sample(
 ) -> None:
     """Draw (or top up) each vendor's stratified audit sample and queue it for the experts."""
     from quorum.cli import open_database, reported_errors, settings_for
-    from quorum.cli_data import _project
+    from quorum.cli_data import project_by_id
     from quorum.domain import audits
 
     with reported_errors():
@@ -92,7 +92,7 @@ def sample(
             with database.session(write=True) as session:
                 drawn = audits.draw_sample(
                     session,
-                    _project(session, project),
+                    project_by_id(session, project),
                     width=width,
                     expected_accuracy=expected_accuracy,
                     question=question,
@@ -122,7 +122,7 @@ def report(
     import orjson
 
     from quorum.cli import open_database, reported_errors, settings_for
-    from quorum.cli_data import _project
+    from quorum.cli_data import project_by_id
     from quorum.domain import audit_report
 
     with reported_errors():
@@ -130,7 +130,7 @@ def report(
         try:
             with database.session() as session:
                 result = audit_report.report(
-                    session, _project(session, project), question=question, method=method
+                    session, project_by_id(session, project), question=question, method=method
                 )
         finally:
             database.dispose()

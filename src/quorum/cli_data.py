@@ -70,7 +70,7 @@ def import_tasks(
             database = open_database(settings_for(db))
             try:
                 with database.session(write=True) as session, _bar("importing") as advance:
-                    chosen = _project(session, project)
+                    chosen = project_by_id(session, project)
                     records = _records(raw, fmt, chosen, advance)
                     result = tasks.import_tasks(
                         session,
@@ -95,7 +95,7 @@ def _import_label_studio(project: int, file: Path, db: str | None) -> None:
             database = open_database(settings_for(db))
             try:
                 with database.session(write=True) as session:
-                    chosen = _project(session, project)
+                    chosen = project_by_id(session, project)
                     records = read_label_studio(raw, schema_of(chosen))
                     result = history.import_history(session, chosen, records)
             finally:
@@ -187,7 +187,7 @@ def export_tasks(
         try:
             with database.session() as session:
                 prepared = export.prepare(
-                    session, _project(session, project), method=method, filters=filters
+                    session, project_by_id(session, project), method=method, filters=filters
                 )
                 if fmt in deliveries.DELIVERY_KINDS:
                     delivery = deliveries.prepare(prepared, fmt, prompt_field=prompt_field)
@@ -202,7 +202,8 @@ def export_tasks(
     typer.echo(f"exported {what} of project {project} to {out}")
 
 
-def _project(session: "Session", project_id: int) -> "Project":
+def project_by_id(session: "Session", project_id: int) -> "Project":
+    """The project with this id, or NotFound (the commands report it as one line)."""
     from quorum.db.models import Project
     from quorum.domain.errors import NotFound
 

@@ -267,14 +267,14 @@ def quality_report(
 ) -> None:
     """Each annotator's trust (90% interval), checks, standing and pause reason."""
     from quorum.cli import open_database, reported_errors, settings_for
-    from quorum.cli_data import _project
+    from quorum.cli_data import project_by_id
     from quorum.domain import quality_report as report
 
     with reported_errors():
         database = open_database(settings_for(db))
         try:
             with database.session() as session:
-                found = report.project_quality(session, _project(session, project))
+                found = report.project_quality(session, project_by_id(session, project))
         finally:
             database.dispose()
     if json:
@@ -293,14 +293,14 @@ def _standing_change(
     project: int, email: str, by: str, db: str | None, change: Callable[..., Any], done: str
 ) -> None:
     from quorum.cli import open_database, reported_errors, settings_for
-    from quorum.cli_data import _project
+    from quorum.cli_data import project_by_id
     from quorum.domain import users
 
     with reported_errors():
         database = open_database(settings_for(db))
         try:
             with database.session(write=True) as session:
-                chosen = _project(session, project)
+                chosen = project_by_id(session, project)
                 who = users.get_by_email(session, email)
                 change(session, chosen, who.id, by=users.get_by_email(session, by))
                 session.commit()
