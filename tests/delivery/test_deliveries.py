@@ -65,7 +65,8 @@ def test_dpo_export_of_the_demo_preference_project_loads(demo_world: Demo, tmp_p
     card = (tmp_path / "dpo" / "README.md").read_text()
     assert f"- rows: {pairs.num_rows}" in card and f"- left out (tie): {ties}" in card
     assert "| response_b |" in card and "## Agreement" in card and "Dawid–Skene" in card
-    assert "| medicine |" in card  # annotators by the tasks' domain field
+    # the demo's three annotators by their profiles' domains
+    assert "| medicine | 3 |" in card and "| law | 1 |" in card and "| software | 1 |" in card
 
 
 def _aggregated(demo: Demo, name: str) -> dict[int, Any]:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from quorum.db.models import Annotation, Project, ReviewStatus, Task, TaskStatus, User
 from quorum.db.types import utcnow
 from quorum.domain import dashboard_figures as figures
-from quorum.domain import reviews
+from quorum.domain import reviews, workforce
 from quorum.domain.errors import Invalid
 from quorum.domain.export import TIME, Export, ExportFilter, row_schema
 from quorum.domain.questions import NAME_PATTERN, PreferenceQuestion, Question, TextQuestion
@@ -40,6 +40,7 @@ DELIVERY_KINDS: tuple[DeliveryKind, ...] = ("hf", "dpo", "sft")
 CATEGORICAL = ("choice", "rating", "preference")
 SFT_BATCH = 5000
 DEFAULT_PROMPT_FIELD = "prompt"
+NO_DOMAIN = "(none listed)"
 
 ANNOTATION = pa.struct(
     [
@@ -91,7 +92,7 @@ class CardFacts:
     labels: int
     annotators: int
     agreement: list[figures.QuestionAgreement]
-    annotators_by_domain: dict[str, int] | None
+    annotators_by_domain: dict[str, int]
     rows: int = 0
     distributions: dict[str, Counter[str]] = field(default_factory=dict)
     left_out: Counter[str] = field(default_factory=Counter)
@@ -175,23 +176,17 @@ def _facts(export: Export, project: Project, kind: DeliveryKind) -> CardFacts:
         labels=int(labels.task_id.size),
         annotators=int(user_ids.size),
         agreement=agreement,
-        annotators_by_domain=_annotators_by_domain(export),
+        annotators_by_domain=_annotators_by_domain(export.session, user_ids),
     )
 
 
-def _annotators_by_domain(export: Export) -> dict[str, int] | None:
-    """Distinct annotators per task domain (the task data's ``domain`` field), or None when no
-    task has one. NOTE: workforce domains of annotators (DESIGN §6) are not recorded yet; when
-    they are, count them here instead."""
-    domain = Task.data["domain"].as_string()
-    query = (
-        select(domain, Annotation.user_id)
-        .join(Annotation, Annotation.task_id == Task.id)
-        .where(Task.project_id == export.project_id, domain.is_not(None))
-        .distinct()
-    )
-    found: Counter[str] = Counter(row[0] for row in export.session.execute(query))
-    return dict(sorted(found.items())) if found else None
+def _annotators_by_domain(session: Session, user_ids: np.ndarray[Any, Any]) -> dict[str, int]:
+    """The delivery's distinct annotators per workforce domain of their profiles (an annotator
+    counts once in each of their domains), those without any under ``NO_DOMAIN``."""
+    found: Counter[str] = Counter()
+    for domains in workforce.domains_of(session, [int(u) for u in user_ids]).values():
+        found.update(list(domains) or [NO_DOMAIN])  # the names: a mapping would add its levels
+    return dict(sorted(found.items()))
 
 
 def _tiers(session: Session, user_ids: np.ndarray[Any, Any]) -> dict[str, int]:

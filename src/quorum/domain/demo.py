@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quorum.db.models import Project, Role, User
-from quorum.domain import projects, tasks, users
+from quorum.domain import projects, tasks, users, workforce
 from quorum.domain.tasks import Record
 
 DEMO_MARK = "[demo] "
@@ -23,14 +23,29 @@ class DemoPerson:
     role: str
     tier: int
     is_admin: bool = False
+    domains: tuple[tuple[str, int], ...] = ()  # workforce domains and levels (docs/quality.md)
 
 
 PEOPLE = (
     DemoPerson("requester@example.com", "Rhea Requester", "owner", 3, is_admin=True),
     DemoPerson("reviewer@example.com", "Ravi Reviewer", "reviewer", 3),
-    DemoPerson("annotator1@example.com", "Ana Annotator", "annotator", 1),
-    DemoPerson("annotator2@example.com", "Ben Annotator", "annotator", 2),
-    DemoPerson("annotator3@example.com", "Chen Annotator", "annotator", 3),
+    DemoPerson(
+        "annotator1@example.com", "Ana Annotator", "annotator", 1, domains=(("medicine", 2),)
+    ),
+    DemoPerson(
+        "annotator2@example.com",
+        "Ben Annotator",
+        "annotator",
+        2,
+        domains=(("law", 4), ("medicine", 1)),
+    ),  # fmt: skip
+    DemoPerson(
+        "annotator3@example.com",
+        "Chen Annotator",
+        "annotator",
+        3,
+        domains=(("medicine", 5), ("software", 3)),
+    ),  # fmt: skip
 )
 
 
@@ -78,9 +93,12 @@ def _person(session: Session, person: DemoPerson) -> User:
     user = session.scalar(select(User).where(User.email == person.email))
     if user is not None:
         return user
-    return users.create_user(
+    user = users.create_user(
         session, person.email, name=person.name, is_admin=person.is_admin, tier=person.tier
     )
+    if person.domains:
+        workforce.set_profile(session, user, domains=dict(person.domains))
+    return user
 
 
 def _demo_projects(session: Session) -> list[Project]:

@@ -182,11 +182,15 @@ def _agreement(facts: CardFacts) -> list[str]:
 
 def _domains(facts: CardFacts) -> list[str]:
     lines = ["## Annotators by domain", ""]
-    if facts.annotators_by_domain is None:
-        return [*lines, "No domains recorded: the tasks carry no `domain` field.", ""]
+    if not facts.annotators_by_domain:
+        return [*lines, "No labels, so no annotators.", ""]
     lines += ["| domain | annotators |", "| --- | ---: |"]
     lines += [f"| {_cell(d)} | {n} |" for d, n in facts.annotators_by_domain.items()]
-    return [*lines, "", "Domains are the `domain` field of the task data.", ""]
+    note = (
+        "Domains are those of the annotators' workforce profiles; an annotator with several "
+        "counts once in each."
+    )
+    return [*lines, "", note, ""]
 
 
 def _cell(text: str) -> str:
