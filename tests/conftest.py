@@ -3,6 +3,7 @@ on PostgreSQL too; each test runs inside a transaction that is rolled back after
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,31 @@ def reset_postgres(url: str) -> Engine:
         connection.execute(text("CREATE SCHEMA public"))
     upgrade(engine)
     return engine
+
+
+@contextmanager
+def scratch_postgres_database(config: pytest.Config, label: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database named after the test one, ``label`` and the xdist
+    worker, for tests whose commits must be real; dropped afterwards. Skips without PostgreSQL."""
+    if POSTGRES_URL is None:
+        pytest.skip("QUORUM_TEST_POSTGRES_URL is not set")
+    base = make_url(normalize_url(POSTGRES_URL))
+    worker = getattr(config, "workerinput", {}).get("workerid", "master")
+    name = f"{base.database}_{label}_{worker}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

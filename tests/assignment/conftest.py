@@ -14,10 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
-from tests.conftest import POSTGRES_URL, Factory, Person
+from tests.conftest import Factory, Person, scratch_postgres_database
 
-from quorum.db.engine import Database, make_engine, normalize_url
+from quorum.db.engine import Database, make_engine
 from quorum.db.migrate import upgrade
 from quorum.db.models import Project, Role
 from quorum.domain import projects, users
@@ -46,29 +45,11 @@ def make_team(
 # --- scratch databases and server processes --------------------------------------------------
 
 
-def _worker(config: pytest.Config) -> str:
-    return str(getattr(config, "workerinput", {}).get("workerid", "master"))
-
-
 @pytest.fixture
 def scratch_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database next to the test one, dropped afterwards."""
-    if POSTGRES_URL is None:
-        pytest.skip("QUORUM_TEST_POSTGRES_URL is not set")
-    base = make_url(normalize_url(POSTGRES_URL))
-    name = f"{base.database}_loop_{_worker(request.config)}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres_database(request.config, "loop") as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
-from tests.conftest import POSTGRES_URL, Factory, Person
+from tests.conftest import Factory, Person, scratch_postgres_database
 
-from quorum.db.engine import make_engine, normalize_url
+from quorum.db.engine import make_engine
 from quorum.db.migrate import upgrade
 from quorum.db.models import Annotation, Project, Role
 from quorum.domain import assignments, users
@@ -80,20 +79,5 @@ def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         engine.dispose()
         yield url
         return
-    if POSTGRES_URL is None:
-        pytest.skip("QUORUM_TEST_POSTGRES_URL is not set")
-    base = make_url(normalize_url(POSTGRES_URL))
-    worker = getattr(request.config, "workerinput", {}).get("workerid", "master")
-    name = f"{base.database}_money_{worker}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres_database(request.config, "money") as url:
+        yield url
