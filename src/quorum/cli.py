@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from sqlalchemy.orm import Session
 
 from quorum.cli_audit import audit_app
 from quorum.cli_data import export_tasks, import_tasks
@@ -92,6 +93,18 @@ def open_database(settings: Settings) -> Database:
     return Database(engine)
 
 
+@contextmanager
+def command_session(db: str | None, *, write: bool = False) -> Iterator[Session]:
+    """One session on the command's database (``--db``, else the settings), migrated first;
+    the database is closed afterwards."""
+    database = open_database(settings_for(db))
+    try:
+        with database.session(write=write) as session:
+            yield session
+    finally:
+        database.dispose()
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -166,13 +179,11 @@ def user_create(
     """Create a user; without a password they sign in with API tokens only."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     with reported_errors():
-        database = open_database(settings_for(db))
-        with database.session(write=True) as session:
+        with command_session(db, write=True) as session:
             user = users.create_user(
                 session, email, name=name, password=password, is_admin=admin, tier=tier
             )
             typer.echo(f"created user {user.id} {user.email}" + (" (admin)" if admin else ""))
-        database.dispose()
 
 
 @token_app.command("create")
@@ -183,10 +194,8 @@ def token_create(
 ) -> None:
     """Create an API token for a user and print it; it is shown this once only."""
     with reported_errors():
-        database = open_database(settings_for(db))
-        with database.session(write=True) as session:
+        with command_session(db, write=True) as session:
             _, token = users.create_token(session, users.get_by_email(session, email), name)
-        database.dispose()
     typer.echo(token)
 
 
@@ -219,8 +228,7 @@ def project_create(
         unknown = sorted(set(raw) - {"name", "instructions", "schema", "policy"})
         if unknown:
             raise ValueError(f"{spec}: unknown key {unknown[0]!r}")
-        database = open_database(settings_for(db))
-        with database.session(write=True) as session:
+        with command_session(db, write=True) as session:
             project = projects.create(
                 session,
                 users.get_by_email(session, owner),
@@ -229,7 +237,6 @@ def project_create(
                 schema=raw.get("schema"),
                 policy=raw.get("policy"),
             )
-        database.dispose()
     typer.echo(project.id)
 
 

@@ -121,19 +121,15 @@ def report(
     correct label and estimated wrong labels, best first."""
     import orjson
 
-    from quorum.cli import open_database, reported_errors, settings_for
+    from quorum.cli import command_session, reported_errors
     from quorum.cli_data import project_by_id
     from quorum.domain import audit_report
 
     with reported_errors():
-        database = open_database(settings_for(db))
-        try:
-            with database.session() as session:
-                result = audit_report.report(
-                    session, project_by_id(session, project), question=question, method=method
-                )
-        finally:
-            database.dispose()
+        with command_session(db) as session:
+            result = audit_report.report(
+                session, project_by_id(session, project), question=question, method=method
+            )
     if json:
         sys.stdout.write(orjson.dumps(dataclasses.asdict(result)).decode() + "\n")
         return

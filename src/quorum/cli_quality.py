@@ -191,21 +191,17 @@ def workforce_set(
     db: DbOption = None,
 ) -> None:
     """Change an annotator's profile; prints it."""
-    from quorum.cli import open_database, reported_errors, settings_for
+    from quorum.cli import command_session, reported_errors
     from quorum.domain import users, workforce
 
     with reported_errors():
         domains = _domains(domain or []) if domain or clear_domains else None
-        database = open_database(settings_for(db))
-        try:
-            with database.session(write=True) as session:
-                person = users.get_by_email(session, email)
-                found = workforce.set_profile(
-                    session, person, tier=tier, pay_rate_cents=pay_rate_cents, domains=domains
-                )
-                typer.echo(_describe(found))
-        finally:
-            database.dispose()
+        with command_session(db, write=True) as session:
+            person = users.get_by_email(session, email)
+            found = workforce.set_profile(
+                session, person, tier=tier, pay_rate_cents=pay_rate_cents, domains=domains
+            )
+            typer.echo(_describe(found))
 
 
 def _domains(pairs: list[str]) -> dict[str, int]:
@@ -232,31 +228,27 @@ def workforce_list(
     db: DbOption = None,
 ) -> None:
     """List annotator profiles."""
-    from quorum.cli import open_database, reported_errors, settings_for
+    from quorum.cli import command_session, reported_errors
     from quorum.domain import workforce
 
     with reported_errors():
-        database = open_database(settings_for(db))
-        try:
-            with database.session() as session:
-                cursor: str | None = None
-                while True:
-                    page = workforce.list_profiles(
-                        session, cursor=cursor, limit=500, domain=domain, min_tier=min_tier
-                    )
-                    for p in page.items:
-                        row = {
-                            "email": p.user.email,
-                            "tier": p.tier,
-                            "pay_rate_cents": p.pay_rate_cents,
-                            "domains": p.domains,
-                        }
-                        typer.echo(jsonlib.dumps(row) if json else _describe(p))
-                    if page.next_cursor is None:
-                        break
-                    cursor = page.next_cursor
-        finally:
-            database.dispose()
+        with command_session(db) as session:
+            cursor: str | None = None
+            while True:
+                page = workforce.list_profiles(
+                    session, cursor=cursor, limit=500, domain=domain, min_tier=min_tier
+                )
+                for p in page.items:
+                    row = {
+                        "email": p.user.email,
+                        "tier": p.tier,
+                        "pay_rate_cents": p.pay_rate_cents,
+                        "domains": p.domains,
+                    }
+                    typer.echo(jsonlib.dumps(row) if json else _describe(p))
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
 
 
 @quality_app.command("report")
@@ -266,17 +258,13 @@ def quality_report(
     db: DbOption = None,
 ) -> None:
     """Each annotator's trust (90% interval), checks, standing and pause reason."""
-    from quorum.cli import open_database, reported_errors, settings_for
+    from quorum.cli import command_session, reported_errors
     from quorum.cli_data import project_by_id
     from quorum.domain import quality_report as report
 
     with reported_errors():
-        database = open_database(settings_for(db))
-        try:
-            with database.session() as session:
-                found = report.project_quality(session, project_by_id(session, project))
-        finally:
-            database.dispose()
+        with command_session(db) as session:
+            found = report.project_quality(session, project_by_id(session, project))
     if json:
         typer.echo(jsonlib.dumps(report.as_json(found)))
         return
@@ -292,20 +280,16 @@ def quality_report(
 def _standing_change(
     project: int, email: str, by: str, db: str | None, change: Callable[..., Any], done: str
 ) -> None:
-    from quorum.cli import open_database, reported_errors, settings_for
+    from quorum.cli import command_session, reported_errors
     from quorum.cli_data import project_by_id
     from quorum.domain import users
 
     with reported_errors():
-        database = open_database(settings_for(db))
-        try:
-            with database.session(write=True) as session:
-                chosen = project_by_id(session, project)
-                who = users.get_by_email(session, email)
-                change(session, chosen, who.id, by=users.get_by_email(session, by))
-                session.commit()
-        finally:
-            database.dispose()
+        with command_session(db, write=True) as session:
+            chosen = project_by_id(session, project)
+            who = users.get_by_email(session, email)
+            change(session, chosen, who.id, by=users.get_by_email(session, by))
+            session.commit()
     typer.echo(done)
 
 
