@@ -41,9 +41,13 @@ def test_review_rate_samples_labels_gold_included(
         desk.label(project.id, person, truth_of)
     desk.sweep()
     labels = session.scalars(select(Annotation.id).where(Annotation.project_id == project.id))
-    expected = sorted(i for i in labels if quality_loop.sampled(project.id, i, 0.25))
+    # NOTE: a flagged label goes to review as flagged, not sampled (quality_loop.tick); which
+    # labels the hash picks depends on their ids, which PostgreSQL's sequences do not reset
+    flagged = set(queued(session, project.id, ReviewSource.flagged))
+    picked = sorted(i for i in labels if quality_loop.sampled(project.id, i, 0.25))
+    expected = [i for i in picked if i not in flagged]
     assert queued(session, project.id, ReviewSource.sampled) == expected
-    assert 10 <= len(expected) <= 35  # a quarter of 100 labels, by a fixed hash
+    assert 10 <= len(picked) <= 35  # a quarter of 100 labels, by a fixed hash
     desk.sweep()  # a rerun queues nothing twice
     assert queued(session, project.id, ReviewSource.sampled) == expected
 
