@@ -7,9 +7,14 @@ Datasets: every categorical set in ../shared/datasets (README kind binary, multi
 ordinal) with at least 5 labels per task on average (18 sets). The replay follows the rules the
 platform's simulator follows (docs/truth.md, "Adaptive overlap"):
 
+- Labels: each worker's first answer to a task, as the platform collects them (it never asks
+  an annotator for a task twice; ``duchenne`` repeats a worker on a task in 4 rows of 10).
+  "All labels" means all of these.
 - Hidden gold: a seeded 10% of each set's gold tasks (``--gold-rate``) is gold the platform
   knows. It is clamped in every Dawid-Skene fit (as the platform aggregates with gold) and is
-  never scored; the policy itself never reads gold. Gold tasks are labelled like any task.
+  never scored; the policy itself never reads gold. As in production, gold tasks get their
+  first ``overlap`` labels and never more (``--gold-extra``: labelled adaptively like any task,
+  the replay of the first benchmark).
 - Every task starts with its first ``overlap`` labels in file order.
 - Rounds: the collected labels are re-aggregated with Dawid-Skene (the periodic job;
   ``--refit-every R`` keeps each fit for R rounds) and ``quorum.truth.adaptive.worker_model``
@@ -117,6 +122,7 @@ class Policy:
     refit_every: int = 1  # rounds between re-aggregations; decisions between use the last one
     routing: str = "value"  # "value": label_value; "file": the next real label in file order
     horizon: bool = True  # False: ignore max_overlap in the rule (stop on the posterior alone)
+    gold_extra: bool = False  # True: gold tasks get extra labels too (production: never)
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,8 @@ def load(name: str, gold_rate: float = GOLD_RATE) -> Data:
     hidden = np.full_like(gold, -1)
     hidden[chosen], gold[chosen] = gold[chosen], -1
     order = np.argsort(data.task, kind="stable")
+    pair = data.task[order].astype(np.int64) * len(data.workers) + data.worker[order]
+    order = order[np.sort(np.unique(pair, return_index=True)[1])]  # first answers only
     return Data(
         name, data.task[order].astype(np.intp), data.worker[order].astype(np.intp),
         data.label[order].astype(np.intp), gold, hidden, len(data.tasks), len(data.workers),
@@ -205,6 +213,8 @@ def replay(data: Data, policy: Policy) -> tuple[BoolArray, int]:
             temperature=policy.temperature, n_tasks=data.n_tasks,
         )  # fmt: skip
         needs &= np.bincount(t, minlength=data.n_tasks) < cap
+        if not policy.gold_extra:
+            needs &= data.hidden < 0
         if not needs.any():
             return taken, rounds
         rounds += 1
@@ -420,6 +430,7 @@ def main() -> None:
     parser.add_argument("--strength", type=float, default=STRENGTH)
     parser.add_argument("--gold-rate", type=float, default=GOLD_RATE)
     parser.add_argument("--refit-every", type=int, default=1)
+    parser.add_argument("--gold-extra", action="store_true", help="gold gets extra labels too")
     args = parser.parse_args()
     names = args.datasets or None
     sets = [d for d in eligible(args.gold_rate) if names is None or d.name in names]
@@ -429,7 +440,10 @@ def main() -> None:
     if args.ablation:
         ablation(sets, args.orders or 4)
         return
-    policy = Policy(args.overlap, args.target, args.temperature, args.strength, args.refit_every)
+    policy = Policy(
+        args.overlap, args.target, args.temperature, args.strength, args.refit_every,
+        gold_extra=args.gold_extra,
+    )  # fmt: skip
     report(sets, policy, args.orders, args.noise, args.gold_rate)
 
 

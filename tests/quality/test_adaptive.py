@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
-from tests.quality.conftest import CHOICE3, Desk, team
+from tests.quality.conftest import CHOICE3, Desk, team, truth_of
 
 from quorum.db.models import QualityState, Role, Task
 
@@ -78,3 +78,32 @@ def test_more_labels_where_unsure_then_a_higher_tier_then_stop(
     desk.sweep()
     assert overlaps(session, project.id)["hard"] == [(5, 5, 2)] * HARD
     assert desk.next(project.id, seniors[1]) is None
+
+
+def test_labels_of_a_paused_annotator_are_replaced(
+    desk: Desk, make: Factory, session: Session
+) -> None:
+    good, bad, spare = team(make, 3)
+    owner = make.person("owner")
+    policy = {"gold_rate": 1.0, "overlap": 2, "max_overlap": 3}
+    project = make.project(owner, CHOICE3, policy, members={Role.annotator: [good, bad, spare]})
+    make.tasks(project, [{"data": {"n": i, "truth": "a"}} for i in range(6)])
+    gold = {"label": "b"}
+    make.tasks(project, [{"data": {"n": 10 + i, "truth": "b"}, "gold": gold} for i in range(4)])
+    # Four gold tasks, all wrong, then two real tasks; the good annotator labels everything.
+    desk.label(project.id, bad, lambda data: {"label": "c"}, most=6)
+    desk.label(project.id, good, truth_of)
+    assert desk.sweep().ticks == [project.id]
+    standing = desk.get(f"/projects/{project.id}/quality", owner)["annotators"]
+    assert [a["paused"] for a in standing if a["user_id"] == bad.user.id] == [True]
+    # Paused: their two real labels no longer count, so those two tasks get a slot each to
+    # replace them (no model is needed for that, and max_overlap counts usable labels).
+    session.expire_all()
+    real = session.scalars(
+        select(Task).where(Task.project_id == project.id, Task.gold.is_(None)).order_by(Task.id)
+    ).all()
+    assert [(t.overlap, t.n_submitted) for t in real] == [(3, 2)] * 2 + [(2, 1)] * 4
+    desk.label(project.id, spare, truth_of)
+    desk.sweep()
+    session.expire_all()
+    assert [(t.overlap, t.n_submitted) for t in real] == [(3, 3)] * 2 + [(2, 2)] * 4

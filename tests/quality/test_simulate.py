@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from quorum.cli import app
 from quorum.domain import assignments, quality_loop
-from quorum.domain.simulation import LabelSet, simulate
+from quorum.domain.simulation import LabelSet, all_label_accuracy, simulate
 from quorum.io.labels import encode, read_gold, read_labels
 
 runner = CliRunner()
@@ -148,6 +148,22 @@ def test_adaptive_stays_within_the_policy(
     assert len(set(recorder.submitted)) == len(recorder.submitted)
     assert recorder.calls["refit"] > 0
     assert simulate(data, policy="adaptive", overlap=3, max_overlap=5) == result  # seeded
+
+
+def test_a_worker_repeated_on_a_task_is_asked_once(tmp_path: Path) -> None:
+    labels, gold = write_set(tmp_path)
+    rows = labels.read_text().splitlines()
+    again = [row.replace(",yes", ",NO").replace(",no", ",yes").replace(",NO", ",no")
+             for row in rows[1:] if row.startswith("t03,")]  # fmt: skip
+    labels.write_text("\n".join([*rows, *again]) + "\n")  # each t03 worker answers twice
+    data = label_set(labels, gold)
+    assert data.task.size == (TASKS - 1) * PER_TASK + 2 + PER_TASK
+    assert data.collectable().size == (TASKS - 1) * PER_TASK + 2  # first answers only
+    result = simulate(data, policy="fixed", overlap=PER_TASK)
+    assert result.labels_used == result.labels_available == data.collectable().size
+    assert result.rows_in_file == data.task.size
+    assert (result.accuracy_all_labels, result.accuracy_every_row) == all_label_accuracy(data)
+    assert result.accuracy == result.accuracy_all_labels  # every label it can collect
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,13 @@ Two steps, both off the request path (``quorum.domain.quality_jobs``):
   (no refit) and ``truth.adaptive.needs_more_labels`` says whether one more label could still
   change the answer (flip probability above ``1 - target_confidence``). A task whose slots are
   all filled, that is under ``max_overlap`` and needs more, gets one more slot (its overlap goes
-  up by one). Without a fitted model nothing is decided: the first labels only ever get the
-  base ``overlap``.
+  up by one). Without a fitted model nothing is decided on confidence: the first labels only
+  ever get the base ``overlap``.
+
+Both count *usable* labels: a label left out of aggregation (its annotator paused, or rejected
+in review) was paid for but is no evidence, so the task gets a slot to replace it, with or
+without a model. ``overlap`` and ``max_overlap`` bound the usable labels, so a task's overlap
+may exceed ``max_overlap`` by the labels it lost.
 
 Escalation: once a task has had two labels beyond ``overlap`` and still needs more
 (``truth.adaptive.reserve_higher_tier``), its next slot is reserved for a tier above every
@@ -297,7 +302,7 @@ def decide(
     """One more slot for each of these tasks (None: all of the project's) that needs it
     (module doc); the caller commits."""
     policy = policy_of(project)
-    if not models or not policy.adaptive or task_ids is not None and not task_ids:
+    if not policy.adaptive or task_ids is not None and not task_ids:
         return Decision([], [])
     query = select(Task.id, Task.overlap, Task.n_submitted)
     if task_ids is not None:
@@ -307,16 +312,19 @@ def decide(
             Task.project_id == project.id,
             Task.gold.is_(None),
             Task.n_submitted >= Task.overlap,
-            Task.overlap < policy.ceiling,
         ).order_by(Task.id)
     ).all()
     if not rows:
         return Decision([], [])
     tasks = np.array([r[0] for r in rows], np.int64)
     labels = TaskLabels.load(session, project.id, tasks.tolist())
-    needs = unsure(models, labels, tasks, policy)
-    n_labels = np.array([r[2] for r in rows], np.int64)
-    escalate = reserve_higher_tier(n_labels, needs, overlap=policy.overlap, after=ESCALATE_AFTER)
+    usable = np.bincount(np.searchsorted(tasks, labels.task_id), minlength=tasks.size)
+    # NOTE: the ceiling counts usable labels: a label left out (its annotator paused, or
+    # rejected in review) was paid for but is no evidence, so it gets a replacement slot.
+    left_out = np.array([r[2] for r in rows], np.int64) - usable
+    room = np.array([r[1] for r in rows], np.int64) < policy.ceiling + left_out
+    needs = room & ((usable < policy.overlap) | unsure(models, labels, tasks, policy))
+    escalate = reserve_higher_tier(usable, needs, overlap=policy.overlap, after=ESCALATE_AFTER)
     tiers = _reserved_tiers(session, tasks[escalate].tolist(), policy.min_tier)
     raised, escalated = [], []
     for task_id, overlap in ((int(t), int(o)) for t, o, _ in rows):  # id order: the lock order

@@ -16,12 +16,15 @@ submission order:
    after two extra labels;
 4. then, in a second transaction, annotators with new outcomes are checked for auto-pause
    (``quorum.domain.pause``), which frees their leases (assignment then task locks: done apart
-   from step 3, whose task locks come in another order).
+   from step 3, whose task locks come in another order);
+5. in a third, the tasks of annotators just paused are decided again: their labels no longer
+   count, so a task may get a slot to replace them.
 
 :func:`refit` re-aggregates the whole project (Dawid-Skene per categorical question), stores the
 worker model, decides every task again, flags annotators who disagree with the consensus, and
-re-checks auto-pause for everyone graded. :func:`refit_due` says when labels grew enough since
-the last fit to be worth it (10%, at least 20 labels).
+re-checks auto-pause for everyone graded (then decides the tasks of those it paused again).
+:func:`refit_due` says when labels grew enough since the last fit to be worth it (10%, at least
+20 labels).
 
 Every step can run again without harm: outcomes are unique per label, a pending review is not
 queued twice, a slot is added only while the task's overlap is what the decision saw.
@@ -138,6 +141,7 @@ def tick(session: Session, project: Project, *, now: datetime | None = None) -> 
     session.commit()
     report.paused = pause.check(session, project, {item.user_id for item in graded}, now=now)
     session.commit()
+    _replace_paused(session, project, report.paused, models, report)
     return report
 
 
@@ -187,7 +191,32 @@ def refit(session: Session, project: Project, *, now: datetime | None = None) ->
     ).all()
     report.paused = pause.check(session, project, set(graded), now=now)
     session.commit()
+    _replace_paused(session, project, report.paused, fitted.models, report)
     return report
+
+
+def _replace_paused(
+    session: Session,
+    project: Project,
+    paused: list[int],
+    models: adaptive_loop.Models,
+    report: TickReport | RefitReport,
+) -> None:
+    """Decide again the tasks of annotators just paused: their labels no longer count, so a
+    task may get a slot to replace them (``adaptive_loop.decide``); commits."""
+    if not paused:
+        return
+    ids = session.scalars(
+        select(Annotation.task_id)
+        .where(Annotation.project_id == project.id, Annotation.user_id.in_(paused))
+        .distinct()
+        .order_by(Annotation.task_id)
+    ).all()
+    for start in range(0, len(ids), DECIDE_BATCH):
+        decision = adaptive_loop.decide(session, project, ids[start : start + DECIDE_BATCH], models)
+        report.raised += decision.raised
+        report.escalated += decision.escalated
+    session.commit()
 
 
 def _complete_work(session: Session, project_id: int) -> list[list[int]]:
