@@ -49,11 +49,7 @@ async def lease_next(project_id: Id, request: Request) -> LeasePublic | Response
     lease = await assignments.lease_by_token(get_database(request), project_id, token_of(request))
     if lease is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return LeasePublic(
-        assignment_id=lease.assignment_id,
-        task=TaskForAnnotator(id=lease.task_ref, data=lease.data),
-        expires_at=lease.expires_at,
-    )
+    return lease_reply(lease)
 
 
 @router.post("/assignments/{assignment_id}/submit", openapi_extra=BEARER)
@@ -70,6 +66,31 @@ async def submit_assignment(
     annotation = await assignments.submit_by_token(
         get_database(request), token_of(request), submission
     )
+    return annotation_reply(annotation)
+
+
+@router.post("/assignments/{assignment_id}/skip", openapi_extra=BEARER)
+async def skip_assignment(assignment_id: Id, request: Request) -> AssignmentPublic:
+    """Give the task back; you will not be offered it again."""
+    skipped = await assignments.skip_by_token(
+        get_database(request), assignment_id, token_of(request)
+    )
+    return skip_reply(skipped)
+
+
+# The replies, shared with the lane that serves these calls without the framework
+# (``annotation_lane``).
+
+
+def lease_reply(lease: assignments.LeaseView) -> LeasePublic:
+    return LeasePublic(
+        assignment_id=lease.assignment_id,
+        task=TaskForAnnotator(id=lease.task_ref, data=lease.data),
+        expires_at=lease.expires_at,
+    )
+
+
+def annotation_reply(annotation: assignments.SubmissionView) -> AnnotationPublic:
     return AnnotationPublic(
         id=annotation.id,
         assignment_id=annotation.assignment_id,
@@ -80,12 +101,7 @@ async def submit_assignment(
     )
 
 
-@router.post("/assignments/{assignment_id}/skip", openapi_extra=BEARER)
-async def skip_assignment(assignment_id: Id, request: Request) -> AssignmentPublic:
-    """Give the task back; you will not be offered it again."""
-    skipped = await assignments.skip_by_token(
-        get_database(request), assignment_id, token_of(request)
-    )
+def skip_reply(skipped: assignments.AssignmentView) -> AssignmentPublic:
     return AssignmentPublic(
         id=skipped.id,
         task_id=skipped.task_ref,

@@ -76,6 +76,10 @@ class BadRequest(Exception):
 
 def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
+    return domain_error_response(exc)
+
+
+def domain_error_response(exc: DomainError) -> JSONResponse:
     status = next(s for cls, s in STATUS.items() if isinstance(exc, cls))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     return error_response(status, exc.code, exc.message, exc.details, headers)
