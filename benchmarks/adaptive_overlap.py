@@ -26,6 +26,13 @@ adaptive within 0.5 points of all labels on every set, at most 60% of the labels
 and more accurate than fixed overlap at the same budget on every set.
 ``--save`` keeps each run's JSON so an interrupted benchmark resumes where it stopped.
 
+``--order S`` (S > 0) replays each task's labels in a seeded random order instead of the
+file's, for both policies: the order in which workers arrive. Fixed overlap ``k`` gives a task
+its first ``k`` arrivals, and adaptive starts from the same first ``overlap``. Some files are
+sorted by worker (``zencrowd_*``, ``bluebirds``: each worker's labels in one block), so there
+"the first k in file order" is always the same few workers, which is not how a fixed-overlap
+project is staffed; the shuffled orders show which results are luck of the file's order.
+
 A set with more than ``--max-labels`` labels (default 8,100; 0 for none) is replayed on a seeded
 sample of its tasks within ``--sample-labels`` labels (default: ``--max-labels``), with all of
 each chosen task's labels in file order: its gold tasks first
@@ -71,6 +78,7 @@ class LabelSet:
     folder: Path  # holding labels.csv and gold.csv
     sampled_from: int = 0  # labels of the full set, when this is a sample of its tasks
     rows: int = 0  # rows of labels.csv, a worker's repeated answers to a task included
+    order: int = 0  # 0: each task's labels in file order; else the seed of a shuffle
 
     @property
     def labels(self) -> int:
@@ -122,11 +130,31 @@ def sample(data: LabelSet, max_labels: int, seed: int = 0) -> LabelSet:
     return label_set(data.name, folder, sampled_from=data.labels)
 
 
-def eligible(max_labels: int = MAX_LABELS, sample_labels: int | None = None) -> list[LabelSet]:
+def shuffled(data: LabelSet, seed: int) -> LabelSet:
+    """The same labels with each task's rows in a seeded random order (module doc)."""
+    lines = (data.folder / "labels.csv").read_text().splitlines()
+    rng = np.random.default_rng(seed)
+    by_task: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        if line.strip():
+            by_task.setdefault(line.split(",", 1)[0], []).append(line)
+    rows = [line for task in by_task.values() for line in rng.permutation(task).tolist()]
+    folder = SAMPLES / f"{data.folder.name}-order{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "labels.csv").write_text("\n".join([lines[0], *rows]) + "\n")
+    (folder / "gold.csv").write_text((data.folder / "gold.csv").read_text())
+    found = label_set(data.name, folder, sampled_from=data.sampled_from)
+    return LabelSet(found.name, found.per_task, folder, found.sampled_from, found.rows, seed)
+
+
+def eligible(
+    max_labels: int = MAX_LABELS, sample_labels: int | None = None, order: int = 0
+) -> list[LabelSet]:
     sets = [label_set(name, DATASETS / name) for name in categorical()]
     chosen = [s for s in sets if s.labels / s.per_task.size >= MIN_LABELS_PER_TASK]
     size = sample_labels or max_labels
     chosen = [sample(s, size) if 0 < max_labels < s.labels else s for s in chosen]
+    chosen = [shuffled(s, order) for s in chosen] if order else chosen
     return sorted(chosen, key=lambda s: s.labels)  # small sets first: results come early
 
 
@@ -182,7 +210,8 @@ class Runs:
 
     @staticmethod
     def key(data: LabelSet, policy: str) -> str:
-        return f"{data.name}/{data.labels}/{policy}"
+        order = f"/order{data.order}" if data.order else ""
+        return f"{data.name}/{data.labels}{order}/{policy}"
 
     def put(self, data: LabelSet, policy: str, result: dict[str, Any]) -> None:
         name = data.name
@@ -267,10 +296,11 @@ def main() -> None:
     parser.add_argument("--max-labels", type=int, default=MAX_LABELS, help="0: every label")
     parser.add_argument("--sample-labels", type=int, help="default: --max-labels")
     parser.add_argument("--sweep-labels", type=int, default=1, help="quorum simulate's option")
+    parser.add_argument("--order", type=int, default=0, help="0: file order; else a seed")
     args = parser.parse_args()
     sets = [
         s
-        for s in eligible(args.max_labels, args.sample_labels)
+        for s in eligible(args.max_labels, args.sample_labels, args.order)
         if not args.datasets or s.name in args.datasets
     ]
     runs = Runs(args.save)
