@@ -7,7 +7,15 @@ from psycopg import _queries as psycopg_queries
 from quorum.db import engine  # noqa: F401  (sets the cache length the server runs with)
 from quorum.domain import leases_pg
 
-HOT = ["_lease", "_reclaim", "_read_assignment", "_write_known", "_write_after_read", "_skip"]
+HOT = [
+    "_lease",
+    "_lease_plain",
+    "_reclaim",
+    "_read_assignment",
+    "_write_known",
+    "_write_after_read",
+    "_skip",
+]
 
 
 @pytest.mark.parametrize("name", HOT)

@@ -153,6 +153,32 @@ def standing_query(
     )
 
 
+def plain_policy(project_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """On a row of ``projects`` joined here: whether a lease in the project needs none of the
+    quality loop's picks (no qualification, no hidden gold, no ``min_tier``, no required
+    domains). A caller's standing there is only :func:`plainly_blocked`, and the next task is
+    the first of :func:`due_filter` in ``LEASE_ORDER`` that their tier may take."""
+    policy = Project.policy
+    return and_(
+        policy[("qualification", "tasks")].as_integer().is_(None),
+        func.coalesce(policy["gold_rate"].as_float(), 0) == 0,
+        func.coalesce(policy["min_tier"].as_integer(), 1) <= 1,
+        ~exists().where(ProjectDomain.project_id == project_id),
+    )
+
+
+def plainly_blocked(
+    project_id: ColumnElement[int], user_id: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """``standing_query``'s ``blocked`` in a project of :func:`plain_policy`: paused there, or
+    failed a qualification the project has since dropped."""
+    return exists().where(
+        ProjectWorker.project_id == project_id,
+        ProjectWorker.user_id == user_id,
+        or_(ProjectWorker.paused_at.is_not(None), ProjectWorker.qualification == FAILED),
+    )
+
+
 @dataclass(frozen=True)
 class Standing:
     """The caller's standing as SQL expressions: columns of a CTE on PostgreSQL (read once per

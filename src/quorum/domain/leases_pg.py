@@ -36,6 +36,7 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    false,
     func,
     insert,
     literal,
@@ -81,7 +82,10 @@ from quorum.domain.lease_rules import (
     Standing,
     Submission,
     SubmissionView,
+    due_filter,
     gold_filter,
+    plain_policy,
+    plainly_blocked,
     qualification_filter,
     qualification_overlap,
     reads_task_data,
@@ -177,14 +181,17 @@ def _open(status: ColumnElement[str] | InstrumentedAttribute[Any]) -> ColumnElem
 # --- who is calling --------------------------------------------------------------------------
 
 
-def _member(by_token: bool) -> CTE:
+def _member(by_token: bool, *, plain: bool = False) -> CTE:
     """The calling member of the project, their token's last use, the project's lease time,
-    and whether the project has a budget (``quorum.domain.budget``)."""
+    and whether the project has a budget (``quorum.domain.budget``); for the plain lease also
+    the caller's tier and whether the project is plain (``lease_rules.plain_policy``)."""
     stored = Project.policy["lease_seconds"].as_integer()
     lease_seconds = func.coalesce(stored, DEFAULT_LEASE_SECONDS).label("lease_seconds")
     rate = func.coalesce(Project.policy["pay_per_task_cents"].as_integer(), 0)
     budgeted = and_(Project.policy["budget_cents"].as_integer().is_not(None), rate > 0)
-    project = (lease_seconds, budgeted.label("budgeted"))
+    project: tuple[ColumnElement[Any], ...] = (lease_seconds, budgeted.label("budgeted"))
+    if plain:
+        project += (User.tier.label("tier"), plain_policy(PROJECT).label("plain"))
     if by_token:
         query = (
             select(Membership.user_id, ApiToken.last_used_at.label("used_at"), *project)
@@ -197,6 +204,8 @@ def _member(by_token: bool) -> CTE:
         query = select(Membership.user_id, null().label("used_at"), *project).where(
             Membership.user_id == USER
         )
+        if plain:
+            query = query.join(User, User.id == Membership.user_id)
     query = query.join(Project, Project.id == Membership.project_id)
     return query.where(Membership.project_id == PROJECT).cte("me")
 
@@ -341,6 +350,83 @@ def _lease(by_token: bool) -> ClauseElement:
     )
 
 
+def _lease_plain(by_token: bool) -> ClauseElement:
+    """``_lease`` for a project of ``lease_rules.plain_policy``: one pick, no standing.
+
+    Returns the same columns as ``_lease`` and then whether the project is plain; when it is
+    not (its policy changed, or the hint was wrong), it leases nothing and the flow asks with
+    ``_lease``. Why: the three picks and the standing make ``_lease``'s plan several times
+    larger, and PostgreSQL sets up every node of a plan on each execution, used or not (about
+    half of a lease's database time; docs/assignment.md).
+    """
+    me = _member(by_token, plain=True)
+    user_id = select(me.c.user_id).scalar_subquery()
+    mine = (Assignment.project_id == PROJECT, Assignment.user_id == user_id)
+    expired_waiting = exists().where(
+        Assignment.project_id == PROJECT, Assignment.status == LEASED, Assignment.expires_at <= NOW
+    )
+    held = (
+        select(Assignment.id, Assignment.task_id, Assignment.expires_at)
+        .where(*mine, Assignment.status == LEASED, Assignment.expires_at > NOW)
+        .cte("held")
+    )
+    work = (
+        select(Task.id)
+        .where(
+            *due_filter(PROJECT, user_id),
+            Task.min_tier <= select(me.c.tier).scalar_subquery(),
+            select(me.c.plain).scalar_subquery(),
+            ~plainly_blocked(PROJECT, user_id),
+            ~exists().where(*mine, Assignment.status == LEASED),
+            ~and_(CHECK_EXPIRED, expired_waiting),
+            or_(ADMITTED, ~select(me.c.budgeted).scalar_subquery()),
+        )
+        .order_by(*LEASE_ORDER)
+        .limit(1)
+        .with_for_update(key_share=True, skip_locked=True, of=Task)
+        .cte("work_pick")
+    )
+    expires_at = NOW + literal_column("interval '1 second'") * me.c.lease_seconds
+    leased = (
+        insert(Assignment)
+        .from_select(
+            ["project_id", "task_id", "user_id", "status", "leased_at", "expires_at"],
+            select(PROJECT, work.c.id, me.c.user_id, literal(LEASED), NOW, expires_at)
+            .select_from(work)
+            .join(me, true()),
+            include_defaults=False,
+        )
+        .returning(Assignment.id, Assignment.task_id, Assignment.expires_at)
+        .cte("leased")
+    )
+    counted = (
+        update(Task)
+        .where(Task.id == leased.c.task_id)
+        .values(n_leased=Task.n_leased + 1, status=status_after(Task.n_submitted))
+        .cte("counted")
+    )
+    task_id = func.coalesce(leased.c.task_id, held.c.task_id)
+    return (
+        select(
+            me.c.used_at,
+            func.coalesce(leased.c.id, held.c.id),
+            task_id,
+            func.coalesce(leased.c.expires_at, held.c.expires_at),
+            Task.data,
+            expired_waiting,
+            me.c.budgeted,
+            false(),
+            false(),
+            me.c.plain,
+        )
+        .select_from(me)
+        .outerjoin(held, true())
+        .outerjoin(leased, true())
+        .outerjoin(Task, Task.id == task_id)
+        .add_cte(counted)
+    )
+
+
 def _standing(known: CTE) -> Standing:
     """The standing CTE's columns as one-row subqueries, and the gold coin drawn once.
 
@@ -424,8 +510,9 @@ def lease(
     hints = hints or HINTS
     check_expired = True
     while True:
+        plain = project_id not in hints.not_plain
         rows = yield _statement(
-            _lease,
+            _lease_plain if plain else _lease,
             who,
             project_id=project_id,
             now=now,
@@ -435,7 +522,10 @@ def lease(
         if not rows:
             return REFUSED
         used_at, assignment_id, task_id, expires_at, data, expired_waiting, budgeted = rows[0][:7]
-        grade, hides = rows[0][7:]
+        grade, hides = rows[0][7:9]
+        if plain and not rows[0][9]:
+            hints.not_plain.add(project_id)
+            continue
         touch = _touch(who, used_at, now)
         if touch is not None:
             yield touch
@@ -641,6 +731,8 @@ class Hints:
         self.projects: OrderedDict[int, int] = OrderedDict()  # assignment -> project
         # project -> (version, schema, whether it hides gold)
         self.schemas: dict[int, tuple[datetime, str, bool]] = {}
+        # Projects whose leases need the quality loop's picks (``_lease``, not ``_lease_plain``)
+        self.not_plain: set[int] = set()
 
     def leased(self, assignment_id: int, project_id: int) -> None:
         self.projects[assignment_id] = project_id
