@@ -4,8 +4,10 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from quorum import __version__, api, web
 from quorum.api import errors
@@ -50,10 +52,25 @@ def lifespan(settings: Settings, database: Database | None) -> Lifespan:
     return run
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
+class QuorumApp(FastAPI):
+    """FastAPI with the annotation lane in front of everything, framework layers included
+    (``quorum.api.annotation_lane``): the three calls every label makes skip them all."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.lane: AnnotationLane | None = AnnotationLane(super().__call__, self.state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lane is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.lane(scope, receive, send)
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> QuorumApp:
     """The app for ``settings``; tests pass a ``database`` bound to their own transaction."""
     settings.check_production_ready()
-    app = FastAPI(
+    app = QuorumApp(
         title="Quorum",
         version=__version__,
         summary="Expert-labeled AI training data whose quality is measured, not promised.",
@@ -66,7 +83,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(api.router, prefix="/api/v1")
     web.install(app, settings)  # pages, static files, session cookie, CSRF
-    app.add_middleware(AnnotationLane)  # outermost: the annotation loop skips the others
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
@@ -75,6 +91,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     return app
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> QuorumApp:
     """Factory for ``uvicorn --factory``: each worker process builds its app from QUORUM_*."""
     return create_app(Settings())

@@ -1,6 +1,6 @@
 """The annotation lane answers next, submit and skip exactly as the framework's routes do.
 
-Two apps share one database: one as served (the lane in front), one with the lane taken out.
+Two apps share one database: one as served (the lane in front), one with the lane turned off.
 The same script of calls runs on two identical projects, one through each app; every reply
 must match in status, headers and body (ids and times aside, which differ between the two
 projects). A spy behind the lane records which calls it handed to the framework: the ordinary
@@ -13,17 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.conftest import Factory, Person
 
-from quorum.api.annotation_lane import AnnotationLane
 from quorum.app import create_app
 from quorum.config import Settings
 from quorum.db.engine import Database
 from quorum.db.models import Role
+from quorum.domain import assignments
 
 TIMES = {"expires_at", "submitted_at", "leased_at", "finished_at"}
 IDS = {"id", "assignment_id", "task_id"}
@@ -44,18 +42,14 @@ class Spy:
         await self.app(scope, receive, send)
 
 
-def _without_lane(app: FastAPI) -> FastAPI:
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not AnnotationLane]
-    return app
-
-
 @pytest.fixture
 def clients(settings: Settings, database: Database) -> Iterator[tuple[TestClient, TestClient]]:
-    plain = _without_lane(create_app(settings, database=database))
+    plain = create_app(settings, database=database)
+    plain.lane = None
     served = create_app(settings, database=database)
-    assert served.user_middleware[0].cls is AnnotationLane  # outermost
+    assert served.lane is not None
     served.state.passed = []
-    served.user_middleware.insert(1, Middleware(Spy, seen=served.state.passed))
+    served.lane.app = Spy(served.lane.app, served.state.passed)
     with (
         TestClient(plain, raise_server_exceptions=False) as a,
         TestClient(served, raise_server_exceptions=False) as b,
@@ -78,7 +72,7 @@ def _normal(value: Any) -> Any:
 
 
 def _seen(reply: httpx.Response) -> tuple[int, dict[str, str], Any]:
-    assert "server-timing" in reply.headers
+    assert "server-timing" in reply.headers or reply.status_code == 500
     headers = {
         name: value
         for name, value in reply.headers.items()
@@ -156,3 +150,24 @@ def test_the_lane_answers_as_the_framework(
         assert have == want, f"call {step}"
     passed = served.app.state.passed  # type: ignore[attr-defined]
     assert len(passed) == FALLBACKS, passed
+
+
+def test_a_crash_in_the_lane_is_the_usual_500(
+    clients: tuple[TestClient, TestClient], make: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, served = clients
+    owner, annotator = make.person("owner"), make.person("annotator")
+    project = make.project(owner, members={Role.annotator: [annotator]})
+
+    async def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(assignments, "lease_by_token", broken)
+    replies = [
+        client.post(f"/api/v1/projects/{project.id}/next", headers=annotator.headers)
+        for client in (plain, served)
+    ]
+    assert [_seen(reply) for reply in replies][0] == _seen(replies[1])
+    assert replies[1].status_code == 500
+    assert replies[1].json()["error"]["code"] == "server_error"
+    assert served.app.state.passed == []  # type: ignore[attr-defined]

@@ -2,20 +2,22 @@
 
 ``POST /api/v1/projects/{id}/next``, ``/assignments/{id}/submit`` and ``.../skip`` are most of
 a busy server's requests. Going through Starlette's and FastAPI's layers (middlewares wrapping
-``send``, routing, dependency resolution, response classes) cost about as much CPU as the
-domain work itself (measured; docs/assignment.md). This ASGI middleware answers an ordinary
-call of the three itself, with the very handlers' domain functions, models and error bodies;
-anything it does not recognise as ordinary goes on to the app unchanged, so every error and
-edge case keeps exactly the framework's behaviour:
+``send``, telemetry checks, routing, dependency resolution, response classes) cost about as
+much CPU as the domain work itself (measured; docs/assignment.md). This lane, in front of the
+whole app (``quorum.app.QuorumApp``), answers an ordinary call of the three itself, with the
+route handlers' own domain functions, reply models and error bodies. Anything it does not
+recognise as ordinary goes on to the app unchanged, so every error and edge case keeps exactly
+the framework's behaviour:
 
 - a request without a bearer token, with a body that is not plain JSON (other content type,
   no ``Content-Length``, over ``MAX_BODY``, malformed JSON, a body the model refuses), an id
   out of range, or a bad ``Idempotency-Key`` header goes on to the app (with its body replayed);
-- an error the domain raises is rendered by the app's own handler for it.
+- an error the domain raises is rendered as the app's handler for it renders it, and so is a
+  crash (logged, then a 500 with the usual error body).
 
 The routes stay declared on the app, so the OpenAPI document and the fallback are the same
-code. ``tests/api/test_annotation_lane.py`` compares the lane's replies with the app's, byte
-for byte.
+code. ``tests/api/test_annotation_lane.py`` compares the lane's replies with the app's. The
+lane's calls do not appear in FastAPI's OpenTelemetry spans, when those are set up.
 """
 
 import json
@@ -24,10 +26,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import State
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quorum.api.assignments import annotation_reply, lease_reply, skip_reply
-from quorum.api.errors import domain_error_response
+from quorum.api.errors import domain_error_response, server_error_response
 from quorum.api.schemas import MAX_ID, SubmissionCreate
 from quorum.db.engine import Database
 from quorum.domain import assignments
@@ -46,8 +50,16 @@ Answer = Callable[[Database, int, str, dict[str, str], bytes], Awaitable[BaseMod
 
 
 class AnnotationLane:
-    def __init__(self, app: ASGIApp) -> None:
+    """Serves the ordinary calls of the annotation loop; hands everything else to ``app``.
+
+    ``state`` is the app's state (its ``database``). The lane runs in front of the whole app,
+    framework middlewares included (``quorum.app.QuorumApp``), so it renders its own replies,
+    errors and crashes with the app's error bodies.
+    """
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
         self.app = app
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -72,18 +84,26 @@ class AnnotationLane:
                 return
             body = read
         answer = _next if action is None else _submit if action == "submit" else _skip
-        database: Database = scope["app"].state.database
         try:
-            reply = await answer(database, number, token, headers, body)
+            reply = await answer(self.state.database, number, token, headers, body)
         except _Declined:
             await self.app(scope, _replay(body, receive), send)
             return
         except DomainError as error:
-            response = domain_error_response(error)
-            response.headers.append("Server-Timing", _timing(started))
-            await response(scope, receive, send)
+            await _send_error(domain_error_response(error), scope, receive, send, started)
+            return
+        except Exception as error:  # as the framework's last-resort handler does (no timing)
+            crash = server_error_response(scope["method"], scope["path"], error)
+            await crash(scope, receive, send)
             return
         await _send(send, reply, started)
+
+
+async def _send_error(
+    response: Response, scope: Scope, receive: Receive, send: Send, started: float
+) -> None:
+    response.headers.append("Server-Timing", _timing(started))
+    await response(scope, receive, send)
 
 
 class _Declined(Exception):

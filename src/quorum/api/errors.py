@@ -120,7 +120,11 @@ def _bad_request(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return server_error_response(request.method, request.url.path, exc)
+
+
+def server_error_response(method: str, path: str, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", method, path, exc_info=exc)
     return error_response(500, "server_error", "internal error; this is a bug in Quorum")
 
 
