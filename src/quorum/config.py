@@ -21,9 +21,6 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     lease_seconds: int = Field(default=600, ge=1, description="default lease for new projects")
     max_body_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
-    max_json_body_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="limit for bodies parsed in memory"
-    )
     environment: str = Field(default="development", pattern="^(development|production|test)$")
     sqlite_busy_timeout_ms: int = 30_000
     pool_size: int = Field(default=10, ge=1)
