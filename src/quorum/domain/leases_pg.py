@@ -561,6 +561,7 @@ def _read_assignment(by_token: bool) -> ClauseElement:
             _hides_gold(),
             IdempotencyRecord.request_hash,
             IdempotencyRecord.response,
+            func.coalesce(Project.policy["pay_per_task_cents"].as_integer(), 0) > 0,
         )
         .select_from(me)
         .join(Assignment, and_(Assignment.id == ASSIGNMENT, Assignment.user_id == me.c.user_id))
@@ -602,6 +603,17 @@ def _write_known(by_token: bool) -> ClauseElement:
     """The label in one statement, when this process knows the assignment's project and its
     schema (``Hints``): the statement checks the caller, the holder, the project and the
     schema version itself, and changes nothing when any of them is not as expected."""
+    return _write_known_as(by_token, bare=False)
+
+
+def _write_known_bare(by_token: bool) -> ClauseElement:
+    """``_write_known`` for a submit without an Idempotency-Key in a project that pays nothing
+    per label (at the version the statement checks): no idempotency record, no ledger entry,
+    and a plan without their two inserts."""
+    return _write_known_as(by_token, bare=True)
+
+
+def _write_known_as(by_token: bool, *, bare: bool) -> ClauseElement:
     me = _user(by_token)
     version = bindparam("version", type_=Project.updated_at.type)
     unchanged = exists().where(Project.id == Assignment.project_id, Project.updated_at == version)
@@ -614,17 +626,18 @@ def _write_known(by_token: bool) -> ClauseElement:
             Assignment.project_id == PROJECT,
             _open(Assignment.status),
             unchanged,
-            ~keyed,
+            *(() if bare else (~keyed,)),
         )
         .with_for_update(key_share=True, of=Assignment)
         .cte("target")
     )
-    return _write(target, me)
+    return _write(target, me, bare=bare)
 
 
-def _write(target: CTE, me: CTE) -> ClauseElement:
+def _write(target: CTE, me: CTE, *, bare: bool = False) -> ClauseElement:
     """Turn the ``target`` lease into a label in one statement; nothing happens unless its task
     still has the slot. Returns the caller's token use, the target's status and the label id.
+    ``bare``: without the idempotency record and the ledger entry (``_write_known_bare``).
 
     NOTE: the target assignment is locked, then its task: the order every writer follows. A
     concurrent use of the same Idempotency-Key fails this statement on the unique key, and the
@@ -683,13 +696,13 @@ def _write(target: CTE, me: CTE) -> ClauseElement:
         )
         .cte("remembered")
     )
-    return (
+    reply = (
         select(me.c.used_at, target.c.status, saved.c.id, target.c.task_id)
         .select_from(me)
         .outerjoin(target, true())
         .outerjoin(saved, true())
-        .add_cte(remembered, _earned(saved))
     )
+    return reply if bare else reply.add_cte(remembered, _earned(saved))
 
 
 def _earned(saved: CTE) -> CTE:
@@ -721,6 +734,17 @@ def _earned(saved: CTE) -> CTE:
     )
 
 
+@dataclass(frozen=True)
+class Known:
+    """A project as a submit's hints know it, at ``version``."""
+
+    project_id: int
+    version: datetime
+    schema: QuestionSchema
+    hides: bool
+    pays: bool
+
+
 class Hints:
     """What this process learnt that lets a submit skip reading: the project of the leases it
     handed out, and the schema (and its version) of projects it saw. Only hints: the statement
@@ -729,8 +753,8 @@ class Hints:
     def __init__(self, size: int = 50_000) -> None:
         self.size = size
         self.projects: OrderedDict[int, int] = OrderedDict()  # assignment -> project
-        # project -> (version, schema, whether it hides gold)
-        self.schemas: dict[int, tuple[datetime, str, bool]] = {}
+        # project -> (version, schema, whether it hides gold, whether a label earns pay)
+        self.schemas: dict[int, tuple[datetime, str, bool, bool]] = {}
         # Projects whose leases need the quality loop's picks (``_lease``, not ``_lease_plain``)
         self.not_plain: set[int] = set()
 
@@ -739,18 +763,22 @@ class Hints:
         if len(self.projects) > self.size:
             self.projects.popitem(last=False)
 
-    def learnt(self, project_id: int, version: datetime, schema_text: str, hides: bool) -> None:
-        self.schemas[project_id] = (version, schema_text, hides)
+    def learnt(
+        self, project_id: int, version: datetime, schema_text: str, hides: bool, pays: bool
+    ) -> None:
+        self.schemas[project_id] = (version, schema_text, hides, pays)
 
-    def known(self, assignment_id: int) -> tuple[int, datetime, QuestionSchema, bool] | None:
-        """The project, its version, schema and whether it hides gold, if this process knows
-        (the version is checked by the statement: a policy change updates it too)."""
+    def known(self, assignment_id: int) -> "Known | None":
+        """What this process knows of the assignment's project, if anything (the version is
+        checked by the statement: a policy change updates it too)."""
         project_id = self.projects.pop(assignment_id, None)
         found = self.schemas.get(project_id) if project_id is not None else None
         if project_id is None or found is None:
             return None
         schema = schema_from_text(found[1])
-        return None if reads_task_data(schema) else (project_id, found[0], schema, found[2])
+        if reads_task_data(schema):
+            return None
+        return Known(project_id, found[0], schema, hides=found[2], pays=found[3])
 
 
 HINTS = Hints()
@@ -772,10 +800,12 @@ def submit(
         "request_hash": submission.digest if submission.key is not None else None,
     }
     known = hints.known(assignment_id)
-    clean = _checked(submission, known[2]) if known is not None else None
+    clean = _checked(submission, known.schema) if known is not None else None
     if known is not None and clean is not None:
-        project = {"project_id": known[0], "version": known[1], "answers": Jsonb(clean)}
-        rows = yield _statement(_write_known, who, **fields, **project)
+        project = {"project_id": known.project_id, "version": known.version}
+        bare = submission.key is None and not known.pays
+        write = _write_known_bare if bare else _write_known
+        rows = yield _statement(write, who, **fields, **project, answers=Jsonb(clean))
         if rows and rows[0][1] is not None:  # else: not as the hints said; read it all
             used_at, _, annotation_id, task_id = rows[0]
             touch = _touch(who, used_at, now)
@@ -784,7 +814,13 @@ def submit(
             if annotation_id is None:
                 raise slot_taken(task_id)
             return SubmissionView(
-                annotation_id, assignment_id, task_id, clean, submission.duration_ms, now, known[3]
+                annotation_id,
+                assignment_id,
+                task_id,
+                clean,
+                submission.duration_ms,
+                now,
+                known.hides,
             )
     return (yield from _read_then_write(submission, who, fields, now, hints))
 
@@ -808,8 +844,8 @@ def _read_then_write(
         if not rows:
             return REFUSED
         user_id, used_at, status, task_id, project_id, version, schema_text = rows[0][:7]
-        hides, recorded, response = rows[0][7:]
-        hints.learnt(project_id, version, schema_text, hides)
+        hides, recorded, response, pays = rows[0][7:]
+        hints.learnt(project_id, version, schema_text, hides, pays)
         touch = _touch(who, used_at, now)
         if touch is not None:
             yield touch
