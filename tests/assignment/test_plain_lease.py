@@ -9,7 +9,7 @@ from tests.conftest import Factory, Person
 
 from quorum.db.models import Project, Role, Task
 from quorum.db.types import utcnow
-from quorum.domain import assignments, leases_pg, pause, projects
+from quorum.domain import assignments, pause, pg_statements, projects
 
 
 def _on_postgres(session: Session) -> bool:
@@ -34,7 +34,7 @@ def test_a_paused_annotator_gets_nothing_until_unpaused(session: Session, make: 
     again = assignments.lease(session, project, annotator.user)
     assert again is not None and again.task.id != first.task.id  # the freed lease is not theirs
     if _on_postgres(session):
-        assert project.id not in leases_pg.HINTS.not_plain
+        assert project.id not in pg_statements.HINTS.not_plain
 
 
 def test_a_failed_qualification_blocks_after_it_is_dropped(session: Session, make: Factory) -> None:
@@ -74,7 +74,7 @@ def test_the_lease_follows_a_policy_change_both_ways(session: Session, make: Fac
     hidden = assignments.lease_view(session, project.id, team[1].user.id, utcnow())
     assert hidden is not None and hidden.hides_gold  # the full rules: ids become handles
     if _on_postgres(session):
-        assert project.id in leases_pg.HINTS.not_plain
+        assert project.id in pg_statements.HINTS.not_plain
 
     projects.update_project(session, project, {"policy": {"overlap": 3}})
     again = assignments.lease_view(session, project.id, team[2].user.id, utcnow())

@@ -1,25 +1,28 @@
 """The PostgreSQL hot path's statements stay cheap to send: psycopg converts a statement's
 placeholders once and caches it only up to a length, past which every call converts again."""
 
+from types import ModuleType
+
 import pytest
 from psycopg import _queries as psycopg_queries
 
 from quorum.db import engine  # noqa: F401  (sets the cache length the server runs with)
-from quorum.domain import leases_pg
+from quorum.domain import leases_pg, pg_statements, submits_pg
 
 HOT = [
-    "_lease",
-    "_lease_plain",
-    "_reclaim",
-    "_read_assignment",
-    "_write_known",
-    "_write_after_read",
-    "_skip",
+    (leases_pg, "_lease"),
+    (leases_pg, "_lease_plain"),
+    (leases_pg, "_reclaim"),
+    (leases_pg, "_skip"),
+    (submits_pg, "_read_assignment"),
+    (submits_pg, "_write_known"),
+    (submits_pg, "_write_known_bare"),
+    (submits_pg, "_write_after_read"),
 ]
 
 
-@pytest.mark.parametrize("name", HOT)
+@pytest.mark.parametrize(("module", "name"), HOT)
 @pytest.mark.parametrize("by_token", [True, False])
-def test_hot_statements_are_converted_once(name: str, by_token: bool) -> None:
-    sql, _ = leases_pg._compiled(getattr(leases_pg, name), by_token)
+def test_hot_statements_are_converted_once(module: ModuleType, name: str, by_token: bool) -> None:
+    sql, _ = pg_statements.compiled(getattr(module, name), by_token)
     assert len(sql) <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH

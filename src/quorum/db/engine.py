@@ -1,10 +1,11 @@
 """Engines and sessions for SQLite (embedded default) and PostgreSQL (production).
 
 Besides SQLAlchemy sessions, this module runs *flows*: a domain operation written as a generator
-that yields raw SQL statements and receives their rows (``quorum.domain.leases_pg``). The same
-flow runs synchronously inside a session (web pages, the CLI, tests), or on the event loop over
-a psycopg connection pool (the annotation API on PostgreSQL), so the hot path pays neither for
-threads nor for an ORM, and there is still one implementation of each rule.
+that yields raw SQL statements and receives their rows (``quorum.domain.leases_pg``,
+``submits_pg``). The same flow runs synchronously inside a session (web pages, the CLI, tests),
+or on the event loop over a psycopg connection pool (the annotation API on PostgreSQL), so the
+hot path pays neither for threads nor for an ORM, and there is still one implementation of each
+rule.
 """
 
 import asyncio

@@ -11,10 +11,10 @@ Rules (DESIGN §4, docs/assignment.md):
 - an ``Idempotency-Key`` replays the first reply for the same body, refuses another body;
 - every change of a task's counts sets its status in the same statement (``task_status``).
 
-The rules live in ``lease_rules`` as SQL expressions. ``leases_pg`` runs them on PostgreSQL as
-one statement per step (the chosen task locked ``FOR NO KEY UPDATE SKIP LOCKED``);
-``leases_sqlite`` runs them as plain steps inside SQLite's ``BEGIN IMMEDIATE``. To add a rule
-to the choice of the next task (qualification, hidden gold, tier reservation, paused
+The rules live in ``lease_rules`` as SQL expressions. ``leases_pg`` and ``submits_pg`` run them
+on PostgreSQL as one statement per step (the chosen task locked ``FOR NO KEY UPDATE SKIP
+LOCKED``); ``leases_sqlite`` runs them as plain steps inside SQLite's ``BEGIN IMMEDIATE``. To
+add a rule to the choice of the next task (qualification, hidden gold, tier reservation, paused
 annotators, budgets), extend ``lease_rules.due_filter`` or ``lease_rules.LEASE_ORDER``.
 
 Two doors lead in: functions taking a ``Session`` and a signed-in ``User`` (web pages, CLI,
@@ -48,9 +48,11 @@ from quorum.domain import (
     leases_pg,
     leases_sqlite,
     ledger,
+    pg_statements,
     policies,
     projects,
     qualification,
+    submits_pg,
     users,
 )
 from quorum.domain.errors import Conflict, Forbidden, NotFound
@@ -153,7 +155,7 @@ def _lease_once(
 ) -> LeaseView | Refused | Grade | None:
     if _on_sqlite(session):
         return leases_sqlite.lease(session, project_id, user_id, now)
-    who = leases_pg.UserId(user_id)
+    who = pg_statements.UserId(user_id)
     return _run(session, lambda: leases_pg.lease(project_id, who, now, admitted=True))
 
 
@@ -184,9 +186,9 @@ def submit_view(
     if _on_sqlite(session):
         found = leases_sqlite.submit(session, user_id, submission, now)
     else:
-        who = leases_pg.UserId(user_id)
+        who = pg_statements.UserId(user_id)
         found = _run(
-            session, lambda: leases_pg.submit(submission.assignment_id, who, submission, now)
+            session, lambda: submits_pg.submit(submission.assignment_id, who, submission, now)
         )
     if isinstance(found, Refused):
         _explain_refused_assignment(session, submission.assignment_id, user_id)
@@ -208,7 +210,7 @@ def skip_view(session: Session, assignment_id: int, user_id: int, now: datetime)
     if _on_sqlite(session):
         found = leases_sqlite.skip(session, assignment_id, user_id, now)
     else:
-        who = leases_pg.UserId(user_id)
+        who = pg_statements.UserId(user_id)
         found = _run(session, lambda: leases_pg.skip(assignment_id, who, now))
     if isinstance(found, Refused):
         _explain_refused_assignment(session, assignment_id, user_id)
@@ -242,7 +244,7 @@ async def lease_by_token(
     now = now or utcnow()
     if database.is_sqlite:
         return await _in_thread(database, _lease_in_session, project_id, token, now)
-    who = leases_pg.Token(users.token_digest(token))
+    who = pg_statements.Token(users.token_digest(token))
     found = await _run_async(database, lambda: leases_pg.lease(project_id, who, now), durable=False)
     if isinstance(found, Refused | Grade):
         return await _in_thread(database, _lease_in_session, project_id, token, now)
@@ -271,9 +273,9 @@ async def submit_by_token(
     now = now or utcnow()
     if database.is_sqlite:
         return await _in_thread(database, _submit_in_session, token, submission, now)
-    who = leases_pg.Token(users.token_digest(token))
+    who = pg_statements.Token(users.token_digest(token))
     found = await _run_async(
-        database, lambda: leases_pg.submit(submission.assignment_id, who, submission, now)
+        database, lambda: submits_pg.submit(submission.assignment_id, who, submission, now)
     )
     if isinstance(found, Refused):
         return await _in_thread(database, _submit_in_session, token, submission, now)
@@ -294,7 +296,7 @@ async def skip_by_token(
     now = now or utcnow()
     if database.is_sqlite:
         return await _in_thread(database, _skip_in_session, assignment_id, token, now)
-    who = leases_pg.Token(users.token_digest(token))
+    who = pg_statements.Token(users.token_digest(token))
     found = await _run_async(database, lambda: leases_pg.skip(assignment_id, who, now))
     if isinstance(found, Refused):
         return await _in_thread(database, _skip_in_session, assignment_id, token, now)

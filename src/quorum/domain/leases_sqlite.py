@@ -2,7 +2,8 @@
 
 A write transaction on SQLite begins IMMEDIATE (``quorum.db.engine``), so one writer runs at a
 time, across threads and processes: the steps need no row locks and a read-then-write cannot
-race. The results and errors are those of ``leases_pg``; the same tests run on both.
+race. The results and errors are those of ``leases_pg`` and ``submits_pg``; the same tests run
+on both.
 """
 
 import random

@@ -12,7 +12,7 @@ A label's pay follows its review status, and :func:`record_label` is the one ent
 moves it: ``assignments.submit`` calls it after a submit, ``reviews`` after a label is sent to
 review and after a decision, each in the same transaction as the change. NOTE: the API's submit
 on PostgreSQL writes the label in one statement without a session; that statement posts the
-new label's earning itself (``leases_pg._earned``, the same first entry as here), so every
+new label's earning itself (``submits_pg._earned``, the same first entry as here), so every
 label earns atomically with its writing on both doors.
 
 ==========================  =======================  ===========================
