@@ -119,7 +119,7 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
 ) -> None:
     """Run the web app and the API; the database is created and migrated on start."""
-    import uvicorn
+    from quorum.serving import ServeOptions, serve
 
     settings = settings_for(db)
     host = host or settings.host
@@ -133,15 +133,7 @@ def serve(
         database.dispose()
     # Worker processes build their app from the environment (see quorum.app).
     os.environ["QUORUM_DATABASE_URL"] = settings.database_url
-    uvicorn.run(
-        "quorum.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info",
-    )
+    serve(ServeOptions(host=host, port=port, workers=workers, access_log=access_log))
 
 
 def _print_demo(result: demo.DemoResult, url: str) -> None:
