@@ -112,8 +112,16 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         # NOTE: a deferred transaction that reads and then writes cannot wait for the lock;
         # SQLite fails it at once with SQLITE_BUSY. Writers therefore begin IMMEDIATE and
         # queue on busy_timeout instead.
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        options = connection.get_execution_options()
+        # A transaction whose loss in a crash is harmless (a lease) may commit without an
+        # fsync: in WAL mode the next FULL commit syncs its pages too. Set outside the
+        # transaction (SQLite refuses it inside) and only when it changes.
+        wanted = "NORMAL" if options.get("sqlite_lazy_commit") else "FULL"
+        info = connection.connection.info
+        if info.get("synchronous", "FULL") != wanted:
+            connection.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+            info["synchronous"] = wanted
+        connection.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
     return engine
 
@@ -205,14 +213,20 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def session(self, *, write: bool = False) -> Session:
+    def session(self, *, write: bool = False, lazy_commit: bool = False) -> Session:
+        """``lazy_commit``: on SQLite, commit without an fsync (for work whose loss in a crash of
+        the machine is harmless, as a lease; PostgreSQL's lease pool does the same)."""
         if self.connection is not None:
             return Session(
                 bind=self.connection,
                 join_transaction_mode="create_savepoint",
                 expire_on_commit=False,
             )
-        bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if write else self.engine
+        if not write:
+            return Session(bind=self.engine, expire_on_commit=False)
+        bind = self.engine.execution_options(
+            sqlite_begin="IMMEDIATE", sqlite_lazy_commit=lazy_commit
+        )
         return Session(bind=bind, expire_on_commit=False)
 
     @contextmanager

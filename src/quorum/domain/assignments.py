@@ -243,7 +243,7 @@ async def lease_by_token(
     """``lease`` for the caller of an API request."""
     now = now or utcnow()
     if database.is_sqlite:
-        return await _in_thread(database, _lease_in_session, project_id, token, now)
+        return await _in_thread(database, _lease_in_session, project_id, token, now, lazy=True)
     who = pg_statements.Token(users.token_digest(token))
     found = await _run_async(database, lambda: leases_pg.lease(project_id, who, now), durable=False)
     if isinstance(found, Refused | Grade):
@@ -326,11 +326,14 @@ async def _run_async(
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quorum-loop")
 
 
-async def _in_thread(database: Database, work: Callable[..., T], *args: Any) -> T:
-    """Run ``work(session, *args)`` in a write transaction on the writer thread, and commit."""
+async def _in_thread(
+    database: Database, work: Callable[..., T], *args: Any, lazy: bool = False
+) -> T:
+    """Run ``work(session, *args)`` in a write transaction on the writer thread, and commit
+    (``lazy``: without an fsync on SQLite, for a lease)."""
 
     def run() -> T:
-        with database.session(write=True) as session:
+        with database.session(write=True, lazy_commit=lazy) as session:
             result = work(session, *args)
             session.commit()
             return result
