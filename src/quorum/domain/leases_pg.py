@@ -11,11 +11,14 @@ on a unique key (two concurrent leases of one annotator). Why a slot is never ha
 and why the locks cannot deadlock: docs/assignment.md.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     CTE,
     ClauseElement,
+    ColumnElement,
     and_,
     exists,
     false,
@@ -81,6 +84,83 @@ from quorum.domain.task_status import status_after
 RECLAIM_BATCH = 1000
 
 
+@dataclass(frozen=True)
+class _Asking:
+    """What both lease statements know of the caller before they pick a task."""
+
+    me: CTE
+    user_id: ColumnElement[int]
+    held: CTE  # their live lease in the project, if any
+    expired_waiting: ColumnElement[bool]
+    # Whether they may be given a new task: a member, holding no lease, no expired leases to
+    # reclaim first (when checked), and a project with a budget admitted them.
+    may_pick: tuple[ColumnElement[bool], ...]
+
+
+def _asking(me: CTE) -> _Asking:
+    user_id = select(me.c.user_id).scalar_subquery()
+    mine = (Assignment.project_id == PROJECT, Assignment.user_id == user_id)
+    expired_waiting = exists().where(
+        Assignment.project_id == PROJECT, Assignment.status == LEASED, Assignment.expires_at <= NOW
+    )
+    held = (
+        select(Assignment.id, Assignment.task_id, Assignment.expires_at)
+        .where(*mine, Assignment.status == LEASED, Assignment.expires_at > NOW)
+        .cte("held")
+    )
+    # NOTE: a project with a budget leases only after budget.admit_lease counted under the
+    # project's lock (``ADMITTED``, the session door); without it, the flow hands the call over.
+    may_pick = (
+        user_id.is_not(None),
+        ~exists().where(*mine, Assignment.status == LEASED),
+        ~and_(CHECK_EXPIRED, expired_waiting),
+        or_(ADMITTED, ~select(me.c.budgeted).scalar_subquery()),
+    )
+    return _Asking(me, user_id, held, expired_waiting, may_pick)
+
+
+def _leased(asking: _Asking, chosen: CTE) -> CTE:
+    """The new assignment of the task in ``chosen`` (none when nothing was chosen)."""
+    me = asking.me
+    expires_at = NOW + literal_column("interval '1 second'") * me.c.lease_seconds
+    return (
+        insert(Assignment)
+        .from_select(
+            ["project_id", "task_id", "user_id", "status", "leased_at", "expires_at"],
+            select(PROJECT, chosen.c.id, me.c.user_id, literal(LEASED), NOW, expires_at)
+            .select_from(chosen)
+            .join(me, true()),
+            include_defaults=False,
+        )
+        .returning(Assignment.id, Assignment.task_id, Assignment.expires_at)
+        .cte("leased")
+    )
+
+
+def _reply(asking: _Asking, leased: CTE, counted: CTE, *more: ColumnElement[Any]) -> ClauseElement:
+    """One row for a member (their held or new lease, the task's data, what the flow needs
+    next, then ``more``); no row for anyone else."""
+    me, held = asking.me, asking.held
+    task_id = func.coalesce(leased.c.task_id, held.c.task_id)
+    return (
+        select(
+            me.c.used_at,
+            func.coalesce(leased.c.id, held.c.id),
+            task_id,
+            func.coalesce(leased.c.expires_at, held.c.expires_at),
+            Task.data,
+            asking.expired_waiting,
+            me.c.budgeted,
+            *more,
+        )
+        .select_from(me)
+        .outerjoin(held, true())
+        .outerjoin(leased, true())
+        .outerjoin(Task, Task.id == task_id)
+        .add_cte(counted)
+    )
+
+
 def _lease(by_token: bool) -> ClauseElement:
     """Return the caller's live lease, or lease them the next task, in one statement.
 
@@ -96,32 +176,13 @@ def _lease(by_token: bool) -> ClauseElement:
     assignments on (project, annotator) makes a second concurrent lease of one annotator fail;
     the flow then returns the first.
     """
-    me = member(by_token)
-    user_id = select(me.c.user_id).scalar_subquery()
-    mine = (Assignment.project_id == PROJECT, Assignment.user_id == user_id)
-    holds_any = exists().where(*mine, Assignment.status == LEASED)
-    expired_waiting = exists().where(
-        Assignment.project_id == PROJECT, Assignment.status == LEASED, Assignment.expires_at <= NOW
-    )
-    held = (
-        select(Assignment.id, Assignment.task_id, Assignment.expires_at)
-        .where(*mine, Assignment.status == LEASED, Assignment.expires_at > NOW)
-        .cte("held")
-    )
-    # NOTE: a project with a budget leases only after budget.admit_lease counted under the
-    # project's lock (``ADMITTED``, the session door); without it, the flow hands the call over.
-    budgeted = select(me.c.budgeted).scalar_subquery()
-    common = (
-        user_id.is_not(None),
-        ~holds_any,
-        ~and_(CHECK_EXPIRED, expired_waiting),
-        or_(ADMITTED, ~budgeted),
-    )
+    asking = _asking(member(by_token))
+    user_id, may_pick = asking.user_id, asking.may_pick
     known = standing_query(PROJECT, user_id).cte("standing")
     standing = _standing(known)
     qualification = (
         select(Task.id, literal(1).label("bump"))
-        .where(*qualification_filter(PROJECT, user_id, standing), *common)
+        .where(*qualification_filter(PROJECT, user_id, standing), *may_pick)
         .order_by(Task.id)
         .limit(1)
         .with_for_update(key_share=True, of=Task)
@@ -129,7 +190,7 @@ def _lease(by_token: bool) -> ClauseElement:
     )
     gold = (
         select(Task.id, literal(0).label("bump"))
-        .where(*gold_filter(PROJECT, user_id, standing), *common)
+        .where(*gold_filter(PROJECT, user_id, standing), *may_pick)
         .order_by(*GOLD_ORDER)
         .limit(1)
         .with_for_update(key_share=True, skip_locked=True, of=Task)
@@ -137,26 +198,14 @@ def _lease(by_token: bool) -> ClauseElement:
     )
     work = (
         select(Task.id, literal(0).label("bump"))
-        .where(*work_filter(PROJECT, user_id, standing), *common, ~exists(select(gold.c.id)))
+        .where(*work_filter(PROJECT, user_id, standing), *may_pick, ~exists(select(gold.c.id)))
         .order_by(*LEASE_ORDER)
         .limit(1)
         .with_for_update(key_share=True, skip_locked=True, of=Task)
         .cte("work_pick")
     )
     chosen = union_all(select(qualification), select(gold), select(work)).cte("chosen")
-    expires_at = NOW + literal_column("interval '1 second'") * me.c.lease_seconds
-    leased = (
-        insert(Assignment)
-        .from_select(
-            ["project_id", "task_id", "user_id", "status", "leased_at", "expires_at"],
-            select(PROJECT, chosen.c.id, me.c.user_id, literal(LEASED), NOW, expires_at)
-            .select_from(chosen)
-            .join(me, true()),
-            include_defaults=False,
-        )
-        .returning(Assignment.id, Assignment.task_id, Assignment.expires_at)
-        .cte("leased")
-    )
+    leased = _leased(asking, chosen)
     overlap = qualification_overlap(chosen.c.bump)
     counted = (
         update(Task)
@@ -168,24 +217,12 @@ def _lease(by_token: bool) -> ClauseElement:
         )
         .cte("counted")
     )
-    task_id = func.coalesce(leased.c.task_id, held.c.task_id)
-    return (
-        select(
-            me.c.used_at,
-            func.coalesce(leased.c.id, held.c.id),
-            task_id,
-            func.coalesce(leased.c.expires_at, held.c.expires_at),
-            Task.data,
-            expired_waiting,
-            me.c.budgeted,
-            select(known.c.ready_to_grade).scalar_subquery(),
-            select(known.c.gold_rate > 0).scalar_subquery(),
-        )
-        .select_from(me)
-        .outerjoin(held, true())
-        .outerjoin(leased, true())
-        .outerjoin(Task, Task.id == task_id)
-        .add_cte(counted)
+    return _reply(
+        asking,
+        leased,
+        counted,
+        select(known.c.ready_to_grade).scalar_subquery(),
+        select(known.c.gold_rate > 0).scalar_subquery(),
     )
 
 
@@ -199,71 +236,29 @@ def _lease_plain(by_token: bool) -> ClauseElement:
     half of a lease's database time; docs/assignment.md).
     """
     me = member(by_token, plain=True)
-    user_id = select(me.c.user_id).scalar_subquery()
-    mine = (Assignment.project_id == PROJECT, Assignment.user_id == user_id)
-    expired_waiting = exists().where(
-        Assignment.project_id == PROJECT, Assignment.status == LEASED, Assignment.expires_at <= NOW
-    )
-    held = (
-        select(Assignment.id, Assignment.task_id, Assignment.expires_at)
-        .where(*mine, Assignment.status == LEASED, Assignment.expires_at > NOW)
-        .cte("held")
-    )
+    asking = _asking(me)
     work = (
         select(Task.id)
         .where(
-            *due_filter(PROJECT, user_id),
+            *due_filter(PROJECT, asking.user_id),
             Task.min_tier <= select(me.c.tier).scalar_subquery(),
             select(me.c.plain).scalar_subquery(),
-            ~plainly_blocked(PROJECT, user_id),
-            ~exists().where(*mine, Assignment.status == LEASED),
-            ~and_(CHECK_EXPIRED, expired_waiting),
-            or_(ADMITTED, ~select(me.c.budgeted).scalar_subquery()),
+            ~plainly_blocked(PROJECT, asking.user_id),
+            *asking.may_pick,
         )
         .order_by(*LEASE_ORDER)
         .limit(1)
         .with_for_update(key_share=True, skip_locked=True, of=Task)
         .cte("work_pick")
     )
-    expires_at = NOW + literal_column("interval '1 second'") * me.c.lease_seconds
-    leased = (
-        insert(Assignment)
-        .from_select(
-            ["project_id", "task_id", "user_id", "status", "leased_at", "expires_at"],
-            select(PROJECT, work.c.id, me.c.user_id, literal(LEASED), NOW, expires_at)
-            .select_from(work)
-            .join(me, true()),
-            include_defaults=False,
-        )
-        .returning(Assignment.id, Assignment.task_id, Assignment.expires_at)
-        .cte("leased")
-    )
+    leased = _leased(asking, work)
     counted = (
         update(Task)
         .where(Task.id == leased.c.task_id)
         .values(n_leased=Task.n_leased + 1, status=status_after(Task.n_submitted))
         .cte("counted")
     )
-    task_id = func.coalesce(leased.c.task_id, held.c.task_id)
-    return (
-        select(
-            me.c.used_at,
-            func.coalesce(leased.c.id, held.c.id),
-            task_id,
-            func.coalesce(leased.c.expires_at, held.c.expires_at),
-            Task.data,
-            expired_waiting,
-            me.c.budgeted,
-            false(),
-            false(),
-            me.c.plain,
-        )
-        .select_from(me)
-        .outerjoin(held, true())
-        .outerjoin(leased, true())
-        .outerjoin(Task, Task.id == task_id)
-        .add_cte(counted)
-    )
+    return _reply(asking, leased, counted, false(), false(), me.c.plain)
 
 
 def _standing(known: CTE) -> Standing:
