@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from quorum.db.models import Annotation, Assignment, AssignmentStatus, Task, TaskStatus
@@ -146,6 +146,33 @@ def unmatched_labels(project_id: int, now: datetime) -> Select[int]:
     return _count(query)
 
 
+def copies_differ(project_id: int, now: datetime) -> Select[int]:
+    """Assignments whose project is not their task's, and labels whose project, task or
+    annotator is not their assignment's (copies without foreign keys of their own)."""
+    assignments = (
+        select(Assignment.id)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(
+            or_(Assignment.project_id == project_id, Task.project_id == project_id),
+            Task.project_id != Assignment.project_id,
+        )
+    )
+    labels = (
+        select(Annotation.id)
+        .join(Assignment, Assignment.id == Annotation.assignment_id)
+        .where(
+            or_(Annotation.project_id == project_id, Assignment.project_id == project_id),
+            or_(
+                Annotation.project_id != Assignment.project_id,
+                Annotation.task_id != Assignment.task_id,
+                Annotation.user_id != Assignment.user_id,
+            ),
+        )
+    )
+    both = union_all(assignments, labels).subquery()
+    return select(func.count()).select_from(both)
+
+
 CHECKS: dict[str, Check] = {
     "over_overlap": over_overlap,
     "over_booked": over_booked,
@@ -155,6 +182,7 @@ CHECKS: dict[str, Check] = {
     "counter_drift": counter_drift,
     "status_drift": status_drift,
     "unmatched_labels": unmatched_labels,
+    "copies_differ": copies_differ,
 }
 
 
