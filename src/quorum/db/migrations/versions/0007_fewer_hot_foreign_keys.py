@@ -5,8 +5,8 @@ An assignment's project is its task's; a label's project, task and annotator are
 assignment's, and those keep their foreign keys. Checking the copies cost a tenth of
 PostgreSQL's time in the annotation loop: every lease and every label locked the project's row
 (``FOR KEY SHARE``) from every concurrent transaction (measured with the annotation benchmark:
-0.82-0.87 → 0.76-0.83 ms of database CPU per label). ``domain.assignment_audit`` checks that the copies
-match. Deleting a project still deletes its assignments and labels, through its tasks.
+0.82-0.87 → 0.76-0.83 ms of database CPU per label). ``domain.assignment_audit`` checks that the
+copies match. Deleting a project still deletes its assignments and labels, through its tasks.
 
 Revision ID: 0007
 Revises: 0006
