@@ -83,7 +83,7 @@ class AnnotationLane:
             if read is None:  # the client went away
                 return
             body = read
-        answer = _next if action is None else _submit if action == "submit" else _skip
+        answer: Answer = _next if action is None else _submit if action == "submit" else _skip
         try:
             reply = await answer(self.state.database, number, token, headers, body)
         except _Declined:
