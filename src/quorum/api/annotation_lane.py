@@ -30,7 +30,8 @@ from starlette.datastructures import State
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from quorum.api.assignments import annotation_reply, lease_reply, skip_reply
+from quorum.api.assignments import MAX_KEY, annotation_reply, lease_reply, skip_reply
+from quorum.api.deps import token_in
 from quorum.api.errors import domain_error_response, server_error_response
 from quorum.api.schemas import MAX_ID, SubmissionCreate
 from quorum.db.engine import Database
@@ -39,7 +40,6 @@ from quorum.domain.errors import DomainError
 
 # Larger bodies go the framework's way; a submission is a few hundred bytes.
 MAX_BODY = 1024 * 1024
-MAX_KEY = 200  # the Idempotency-Key header's length limit on the route
 
 _ROUTE = re.compile(
     r"/api/v1/(?:projects/([0-9]{1,19})/next|assignments/([0-9]{1,19})/(submit|skip))"
@@ -67,7 +67,7 @@ class AnnotationLane:
             return
         found = _ROUTE.fullmatch(scope["path"])
         headers = _headers(scope) if found is not None else None
-        token = _bearer(headers) if headers is not None else None
+        token = token_in(headers.get("authorization", "")) if headers is not None else None
         if found is None or headers is None or token is None:
             await self.app(scope, receive, send)
             return
@@ -155,12 +155,6 @@ def _headers(scope: Scope) -> dict[str, str] | None:
 
 
 _READ = {"authorization", "content-type", "content-length", "idempotency-key"}
-
-
-def _bearer(headers: dict[str, str]) -> str | None:
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
 
 
 def _plain_json(headers: dict[str, str]) -> bool:

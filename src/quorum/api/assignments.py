@@ -24,12 +24,13 @@ from quorum.domain import assignments
 
 router = APIRouter(tags=["annotation"])
 
+MAX_KEY = 200  # the longest Idempotency-Key accepted
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=200,
+        max_length=MAX_KEY,
         description="makes retries safe: the same key and body return the first reply",
     ),
 ]

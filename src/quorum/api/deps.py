@@ -55,10 +55,17 @@ BearerToken = Annotated[str, Depends(bearer_token)]
 
 def token_of(request: Request) -> str:
     """``bearer_token`` for handlers that read the request themselves (declare ``BEARER``)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token_in(request.headers.get("authorization", ""))
+    if token is None:
         raise Unauthorized(MISSING_TOKEN)
-    return token.strip()
+    return token
+
+
+def token_in(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header's value, or None."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 # The OpenAPI security of an operation that calls ``token_of``.
