@@ -1,25 +1,22 @@
-"""Group commit: durable one-statement writes that arrive together share one transaction.
+"""Group commit: one-statement writes that arrive together share one transaction.
 
-Every durable commit on PostgreSQL waits for a WAL flush, and under the annotation loop a
-process has many submits in flight at once. Sent one by one, each costs a round trip, a commit
-and a flush, during which it holds its task's row lock, so the submits of a busy task queue
-behind each other's flushes. Here the durable pool has one queue: whatever arrived while the
+Under the annotation loop a process has many leases and submits in flight at once. Sent one by
+one, each costs a round trip, a transaction and, for a submit, a WAL flush, during which it
+holds its task's row lock. Here each connection pool has one queue: whatever arrived while the
 previous group was being written goes out as the next group, in one pipelined round trip
-(``BEGIN``, the statements, ``COMMIT``), and the whole group pays one flush. A group of one is
-sent as it is. Where a flush is slow (3.5 ms on one of our machines) this is most of the
-annotation loop's throughput; where it is fast it changes little (benchmarks/RESULTS.md).
+(``BEGIN``, the statements, ``COMMIT``), so a group of submits pays one flush, and every
+member saves a round trip and a transaction. Measured in benchmarks/RESULTS.md.
 
 A statement may join a group only when it is a unit of work on its own (the flow that sent it
-does not rely on a later statement being in the same transaction), when it is correct after the
-other members' changes (each statement of a transaction sees those before it), and when the row
-locks it waits for are ordered by its ``Statement.group_key``: the group runs its statements in
-key order, so two groups lock those rows in the same order and cannot deadlock each other. If
-anything in a group fails, nothing of it is committed and each statement is sent again on its
-own, so an error reaches only the flow whose statement caused it (a deadlock with some other
-transaction costs PostgreSQL's ``deadlock_timeout``, then the same).
-
-Leases are not grouped: they commit without a flush, so a group would only save round trips,
-and measured on the annotation loop that did not pay for the group's own work.
+does not rely on a later statement being in the same transaction), when it is correct after
+the other members' changes (each statement of a transaction sees those before it), and when
+the row locks it waits for are ordered by its ``Statement.group_key``: the group runs its
+statements in key order, so two groups lock those rows in the same order and cannot deadlock
+each other. (A lease waits for no row lock: it skips locked tasks; its key is 0, and leases
+keep their order of arrival.) If anything in a group fails, nothing of it is committed and
+each statement is sent again on its own, so an error reaches only the flow whose statement
+caused it; a deadlock with some other transaction costs PostgreSQL's ``deadlock_timeout`` and
+then the same.
 """
 
 import asyncio
@@ -44,7 +41,7 @@ class GroupCommit:
         self.max_group = max_group
         self._waiting: list[tuple[Statement, asyncio.Future[Rows]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.groups = 0  # how many groups of two or more were committed (tests, diagnostics)
+        self.groups = 0  # how many groups were committed (for tests and diagnostics)
 
     async def execute(self, statement: Statement) -> Rows:
         """The statement's rows once its group is committed (or its own error)."""
@@ -64,9 +61,6 @@ class GroupCommit:
             self._writer = None
 
     async def _write(self, group: list[tuple[Statement, asyncio.Future[Rows]]]) -> None:
-        if len(group) == 1:
-            await self._alone(*group[0])
-            return
         group.sort(key=lambda item: item[0].group_key or 0)
         try:
             results = await self._together([statement for statement, _ in group])
