@@ -27,15 +27,13 @@ def _count_and_audit(url: str, project_id: int, what: ColumnElement[int]) -> int
     return int(count or 0)
 
 
-async def _at_once(database: Database, project_id: int, tokens: list[str]) -> tuple[list[int], int]:
-    """Leases for all ``tokens`` at once (the pools open all their connections first), and in
-    how many transactions they were written."""
+async def _at_once(database: Database, project_id: int, tokens: list[str]) -> list[int]:
+    """Leases for all ``tokens`` at once (the pools open all their connections first)."""
     found = await asyncio.gather(
         *(assignments.lease_by_token(database, project_id, token) for token in tokens)
     )
-    groups = database.commit_groups(durable=False)
     await database.aclose()
-    return [lease.assignment_id for lease in found if lease is not None], groups
+    return [lease.assignment_id for lease in found if lease is not None]
 
 
 def test_one_annotator_asking_many_times_at_once_holds_one_lease(scratch_postgres: str) -> None:
@@ -44,7 +42,7 @@ def test_one_annotator_asking_many_times_at_once_holds_one_lease(scratch_postgre
     assert database.runs_async
     # NOTE: the unique index of leased assignments makes all but one of these inserts fail;
     # each loser runs its lease again and gets the winner's lease back.
-    leases, _ = asyncio.run(_at_once(database, seeded.project_id, [seeded.tokens[0]] * 12))
+    leases = asyncio.run(_at_once(database, seeded.project_id, [seeded.tokens[0]] * 12))
     assert len(leases) == 12 and len(set(leases)) == 1
     leased = func.count().filter(Assignment.status == AssignmentStatus.leased)
     assert _count_and_audit(scratch_postgres, seeded.project_id, leased) == 1
@@ -53,11 +51,8 @@ def test_one_annotator_asking_many_times_at_once_holds_one_lease(scratch_postgre
 def test_many_annotators_at_once_share_no_task_of_overlap_one(scratch_postgres: str) -> None:
     seeded = seed(scratch_postgres, 16, 16, {"overlap": 1})
     database = Database(make_engine(scratch_postgres))
-    leases, groups = asyncio.run(_at_once(database, seeded.project_id, seeded.tokens))
+    leases = asyncio.run(_at_once(database, seeded.project_id, seeded.tokens))
     assert len(leases) == 16
-    # the first lease waited for the pools to open; the others shared one transaction, in
-    # which each lease saw those before it
-    assert groups == 2
     tasks = func.count(func.distinct(Assignment.task_id))
     # SKIP LOCKED spread them over all the tasks, one each
     assert _count_and_audit(scratch_postgres, seeded.project_id, tasks) == 16
@@ -88,7 +83,7 @@ async def _submit_at_once(
             )
         )
         labelled += len(views)
-    groups = database.commit_groups()
+    groups = database.group_commits
     await database.aclose()
     return labelled, groups
 

@@ -205,8 +205,8 @@ class Database:
 
     On PostgreSQL outside tests, ``run`` executes flows over two psycopg pools opened on first
     use: one commits durably, the other with ``synchronous_commit = off`` for work whose loss
-    in a database crash is harmless (a lease: its holder asks again). On each pool, statements
-    with a ``group_key`` that arrive together share one transaction (``quorum.db.group_commit``).
+    in a database crash is harmless (a lease: its holder asks again). Durable statements with
+    a ``group_key`` that arrive together share one commit (``quorum.db.group_commit``).
     """
 
     engine: Engine
@@ -253,10 +253,10 @@ class Database:
         pool = await self._pool(durable)
         return await run_flow_async(pool, start, self._groups.get(durable))
 
-    def commit_groups(self, *, durable: bool = True) -> int:
-        """How many groups of statements were committed together on the durable pool, or on
-        the leases' (diagnostics)."""
-        group = self._groups.get(durable)
+    @property
+    def group_commits(self) -> int:
+        """How many groups of durable statements were committed together (diagnostics)."""
+        group = self._groups.get(True)
         return group.groups if group is not None else 0
 
     def _run_in_session(self, start: Callable[[], Flow[T]]) -> T:
@@ -272,7 +272,8 @@ class Database:
         async with self._opening:
             if durable not in self._pools:
                 self._pools[durable] = await self._open_pool(durable)
-                self._groups[durable] = GroupCommit(self._pools[durable])
+                if durable:  # a lease commits without a flush: nothing to share
+                    self._groups[durable] = GroupCommit(self._pools[durable])
         return self._pools[durable]
 
     async def _open_pool(self, durable: bool) -> AsyncConnectionPool:

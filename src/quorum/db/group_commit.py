@@ -1,22 +1,19 @@
-"""Group commit: one-statement writes that arrive together share one transaction.
+"""Group commit: durable one-statement writes that arrive together share one transaction.
 
-Under the annotation loop a process has many leases and submits in flight at once. Sent one by
-one, each costs a round trip, a transaction and, for a submit, a WAL flush, during which it
-holds its task's row lock. Here each connection pool has one queue: whatever arrived while the
-previous group was being written goes out as the next group, in one pipelined round trip
-(``BEGIN``, the statements, ``COMMIT``), so a group of submits pays one flush, and every
-member saves a round trip and a transaction. Measured in benchmarks/RESULTS.md.
+Every durable commit on PostgreSQL waits for a WAL flush, and under the annotation loop the
+submits of one process arrive many at a time. Sent one by one, each costs a round trip, a
+commit and a flush, and holds its task's row lock while the flush runs. Here a process keeps
+one queue: whatever arrived while the previous group was being written goes out as the next
+group, in one pipelined round trip (``BEGIN``, the statements, ``COMMIT``), so the whole group
+pays one flush.
 
 A statement may join a group only when it is a unit of work on its own (the flow that sent it
-does not rely on a later statement being in the same transaction), when it is correct after
-the other members' changes (each statement of a transaction sees those before it), and when
-the row locks it waits for are ordered by its ``Statement.group_key``: the group runs its
-statements in key order, so two groups lock those rows in the same order and cannot deadlock
-each other. (A lease waits for no row lock: it skips locked tasks; its key is 0, and leases
-keep their order of arrival.) If anything in a group fails, nothing of it is committed and
-each statement is sent again on its own, so an error reaches only the flow whose statement
-caused it; a deadlock with some other transaction costs PostgreSQL's ``deadlock_timeout`` and
-then the same.
+does not rely on a later statement being in the same transaction) and when it locks at most
+one row of the table several group members may share, given by its ``Statement.group_key``:
+the group runs its statements in the order of that key, so two groups lock those rows in the
+same order and cannot deadlock each other. If anything in a group fails, nothing of it is
+committed and each statement is sent again on its own, so an error reaches only the flow whose
+statement caused it.
 """
 
 import asyncio

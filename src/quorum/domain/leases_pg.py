@@ -11,7 +11,7 @@ on a unique key (two concurrent leases of one annotator). Why a slot is never ha
 and why the locks cannot deadlock: docs/assignment.md.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -341,23 +341,17 @@ def lease(
     from only when ``admitted`` (``budget.admit_lease`` ran in this transaction); otherwise it
     comes back REFUSED, and the API takes the session path, which admits first.
     """
-    # NOTE: the lease statement may share a transaction with other leases (``group_key``,
-    # quorum.db.group_commit): it sees the leases written before it in that transaction, and
-    # it skips locked tasks instead of waiting for them, so it needs no order among them.
     hints = hints or HINTS
     check_expired = True
     while True:
         plain = project_id not in hints.not_plain
-        rows = yield replace(
-            statement(
-                _lease_plain if plain else _lease,
-                who,
-                project_id=project_id,
-                now=now,
-                check_expired=check_expired,
-                admitted=admitted,
-            ),
-            group_key=0,
+        rows = yield statement(
+            _lease_plain if plain else _lease,
+            who,
+            project_id=project_id,
+            now=now,
+            check_expired=check_expired,
+            admitted=admitted,
         )
         if not rows:
             return REFUSED
