@@ -10,16 +10,17 @@ rule.
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 import orjson
 import psycopg
 from psycopg import _queries as psycopg_queries
+from psycopg.pq import ExecStatus
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event
@@ -27,11 +28,6 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from quorum.db.group_commit import GroupCommit, rows_of
-from quorum.db.statements import Flow as Flow
-from quorum.db.statements import Rows as Rows
-from quorum.db.statements import Statement as Statement
-from quorum.db.statements import T
 from quorum.db.types import dumps_json
 
 # NOTE: psycopg caches the conversion of a query's placeholders only for texts of up to 4,096
@@ -43,8 +39,22 @@ psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(
     getattr(psycopg_queries, "MAX_CACHED_STATEMENT_LENGTH", 0), 32_768
 )
 
-# How often a flow is run again after losing a race on a unique key or a deadlock.
+T = TypeVar("T")
+TUPLES_OK = ExecStatus.TUPLES_OK
+Rows = list[tuple[Any, ...]]
+# How often a flow is run again after losing a race on a unique key.
 FLOW_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One raw SQL statement of a flow, in psycopg's ``%(name)s`` style, with its parameters."""
+
+    sql: str
+    params: Mapping[str, Any]
+
+
+Flow = Generator[Statement, Rows, T]
 
 
 class Contention(Exception):
@@ -144,47 +154,33 @@ def _drive(connection: Connection, flow: Flow[T]) -> T:
         return value
 
 
-async def run_flow_async(
-    pool: AsyncConnectionPool, start: Callable[[], Flow[T]], group: GroupCommit | None = None
-) -> T:
-    """Run a flow on autocommit connections of ``pool``: each statement is a transaction, and
-    those with a ``group_key`` go through ``group`` when one is given (group commit).
-
-    A unique key taken by a concurrent statement, or a deadlock, aborts only that statement;
-    the flow then starts again from the top (its statements are safe to repeat).
-    """
+async def run_flow_async(pool: AsyncConnectionPool, start: Callable[[], Flow[T]]) -> T:
+    """Run a flow on an autocommit connection of ``pool``: each statement is a transaction."""
     for _ in range(FLOW_ATTEMPTS):
         try:
-            return await _drive_async(pool, start(), group)
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
+            async with pool.connection() as connection:
+                return await _drive_async(connection, start())
+        except psycopg.errors.UniqueViolation:
             continue
     raise Contention("the request kept colliding with concurrent ones; try again")
 
 
-async def _drive_async(pool: AsyncConnectionPool, flow: Flow[T], group: GroupCommit | None) -> T:
-    # NOTE: one connection and one cursor for the whole flow, taken at its first statement that
-    # is not grouped: a new cursor per statement costs more than a statement's wait.
-    async with AsyncExitStack() as stack:
-        cursor: psycopg.AsyncCursor[Any] | None = None
-        try:
-            statement = next(flow)
-            while True:
-                if group is not None and statement.group_key is not None:
-                    statement = flow.send(await group.execute(statement))
-                    continue
-                if cursor is None:
-                    connection = await stack.enter_async_context(pool.connection())
-                    cursor = connection.cursor()
-                    stack.push_async_callback(cursor.close)
-                statement = flow.send(await _execute(cursor, statement))
-        except StopIteration as stop:
-            value: T = stop.value
-            return value
-
-
-async def _execute(cursor: psycopg.AsyncCursor[Any], statement: Statement) -> Rows:
-    await cursor.execute(statement.sql, statement.params)
-    return await rows_of(cursor)
+async def _drive_async(connection: psycopg.AsyncConnection[Any], flow: Flow[T]) -> T:
+    # NOTE: one cursor for the whole flow, and rows told from no rows by the result status:
+    # a new cursor per statement and ``cursor.description`` cost more than a statement's wait.
+    cursor = connection.cursor()
+    try:
+        statement = next(flow)
+        while True:
+            await cursor.execute(statement.sql, statement.params)
+            result = cursor.pgresult
+            has_rows = result is not None and result.status == TUPLES_OK
+            statement = flow.send(await cursor.fetchall() if has_rows else [])
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+    finally:
+        await cursor.close()
 
 
 def _psycopg_conninfo(engine: Engine) -> str:
@@ -205,14 +201,12 @@ class Database:
 
     On PostgreSQL outside tests, ``run`` executes flows over two psycopg pools opened on first
     use: one commits durably, the other with ``synchronous_commit = off`` for work whose loss
-    in a database crash is harmless (a lease: its holder asks again). Durable statements with
-    a ``group_key`` that arrive together share one commit (``quorum.db.group_commit``).
+    in a database crash is harmless (a lease: its holder asks again).
     """
 
     engine: Engine
     connection: Connection | None = None
     _pools: dict[bool, AsyncConnectionPool] = field(default_factory=dict, repr=False, compare=False)
-    _groups: dict[bool, GroupCommit] = field(default_factory=dict, repr=False, compare=False)
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     @property
@@ -250,14 +244,7 @@ class Database:
         """Run a PostgreSQL flow: on a pool when ``runs_async``, else in a worker thread."""
         if not self.runs_async:
             return await anyio.to_thread.run_sync(self._run_in_session, start)
-        pool = await self._pool(durable)
-        return await run_flow_async(pool, start, self._groups.get(durable))
-
-    @property
-    def group_commits(self) -> int:
-        """How many groups of durable statements were committed together (diagnostics)."""
-        group = self._groups.get(True)
-        return group.groups if group is not None else 0
+        return await run_flow_async(await self._pool(durable), start)
 
     def _run_in_session(self, start: Callable[[], Flow[T]]) -> T:
         with self.session(write=True) as session:
@@ -272,8 +259,6 @@ class Database:
         async with self._opening:
             if durable not in self._pools:
                 self._pools[durable] = await self._open_pool(durable)
-                if durable:  # a lease commits without a flush: nothing to share
-                    self._groups[durable] = GroupCommit(self._pools[durable])
         return self._pools[durable]
 
     async def _open_pool(self, durable: bool) -> AsyncConnectionPool:
@@ -297,7 +282,6 @@ class Database:
         for pool in self._pools.values():
             await pool.close()
         self._pools.clear()
-        self._groups.clear()
         self.dispose()
 
     def dispose(self) -> None:

@@ -364,7 +364,7 @@ def lease(
         if touch is not None:
             yield touch
         if assignment_id is not None:
-            hints.leased(assignment_id, project_id, task_id)
+            hints.leased(assignment_id, project_id)
             view = LeaseView(assignment_id, task_id, data, expires_at.astimezone(UTC), hides)
             return view
         if budgeted and not admitted:

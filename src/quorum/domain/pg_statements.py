@@ -195,7 +195,6 @@ class Known:
     """A project as a submit's hints know it, at ``version``."""
 
     project_id: int
-    task_id: int
     version: datetime
     schema: QuestionSchema
     hides: bool
@@ -209,15 +208,14 @@ class Hints:
 
     def __init__(self, size: int = 50_000) -> None:
         self.size = size
-        # assignment -> (its project, its task)
-        self.projects: OrderedDict[int, tuple[int, int]] = OrderedDict()
+        self.projects: OrderedDict[int, int] = OrderedDict()  # assignment -> project
         # project -> (version, schema, whether it hides gold, whether a label earns pay)
         self.schemas: dict[int, tuple[datetime, str, bool, bool]] = {}
         # Projects whose leases need the quality loop's picks (``_lease``, not ``_lease_plain``)
         self.not_plain: set[int] = set()
 
-    def leased(self, assignment_id: int, project_id: int, task_id: int) -> None:
-        self.projects[assignment_id] = (project_id, task_id)
+    def leased(self, assignment_id: int, project_id: int) -> None:
+        self.projects[assignment_id] = project_id
         if len(self.projects) > self.size:
             self.projects.popitem(last=False)
 
@@ -229,14 +227,14 @@ class Hints:
     def known(self, assignment_id: int) -> "Known | None":
         """What this process knows of the assignment's project, if anything (the version is
         checked by the statement: a policy change updates it too)."""
-        lease = self.projects.pop(assignment_id, None)
-        found = self.schemas.get(lease[0]) if lease is not None else None
-        if lease is None or found is None:
+        project_id = self.projects.pop(assignment_id, None)
+        found = self.schemas.get(project_id) if project_id is not None else None
+        if project_id is None or found is None:
             return None
         schema = schema_from_text(found[1])
         if reads_task_data(schema):
             return None
-        return Known(*lease, found[0], schema, hides=found[2], pays=found[3])
+        return Known(project_id, found[0], schema, hides=found[2], pays=found[3])
 
 
 HINTS = Hints()

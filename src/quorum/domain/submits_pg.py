@@ -6,7 +6,6 @@ the process has not seen the assignment's project yet (``pg_statements.Hints``),
 assignment first. Why a label is stored exactly once: docs/assignment.md.
 """
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,15 +140,8 @@ def _write_known(by_token: bool) -> ClauseElement:
 
 def _write_known_bare(by_token: bool) -> ClauseElement:
     """``_write_known`` for a submit without an Idempotency-Key in a project that pays nothing
-    per label (at the version the statement checks), on a lease still live: no idempotency
-    record, no ledger entry, and a plan without their two inserts. A unit of work on its own
-    that locks one task, so the server's group commit may run it in a transaction shared with
-    other submits (``quorum.db.group_commit``).
-
-    NOTE: a group locks one task after another, in id order. An expired lease may be held by a
-    reclaim that waits for a task the group holds; so this statement never waits for an
-    expired lease (its quals fail before it would lock), and a late submit takes the usual path.
-    """
+    per label (at the version the statement checks): no idempotency record, no ledger entry,
+    and a plan without their two inserts."""
     return _write_known_as(by_token, bare=True)
 
 
@@ -164,11 +156,7 @@ def _write_known_as(by_token: bool, *, bare: bool) -> ClauseElement:
         .where(
             Assignment.id == ASSIGNMENT,
             Assignment.project_id == PROJECT,
-            *(
-                (Assignment.status == LEASED, Assignment.expires_at > NOW)
-                if bare
-                else (open_status(Assignment.status),)
-            ),
+            open_status(Assignment.status),
             unchanged,
             *(() if bare else (~keyed,)),
         )
@@ -297,14 +285,9 @@ def submit(
     clean = _checked(submission, known.schema) if known is not None else None
     if known is not None and clean is not None:
         project = {"project_id": known.project_id, "version": known.version}
-        answers = Jsonb(clean)
-        if submission.key is None and not known.pays:
-            # a unit of work on its own, locking one task: it may share a commit
-            bare = statement(_write_known_bare, who, **fields, **project, answers=answers)
-            write = replace(bare, group_key=known.task_id)
-        else:
-            write = statement(_write_known, who, **fields, **project, answers=answers)
-        rows = yield write
+        bare = submission.key is None and not known.pays
+        write = _write_known_bare if bare else _write_known
+        rows = yield statement(write, who, **fields, **project, answers=Jsonb(clean))
         if rows and rows[0][1] is not None:  # else: not as the hints said; read it all
             used_at, _, annotation_id, task_id = rows[0]
             touch = touch_statement(who, used_at, now)
