@@ -6,11 +6,12 @@ burst of new connections; with keep-alive clients one worker then serves nearly 
 and the other core sits idle. On Linux each worker here instead binds its own socket to the
 same address with ``SO_REUSEPORT``, and the kernel spreads new connections over them by a hash
 of the client's address and port. A worker that dies takes its socket with it (the kernel stops
-sending it connections) and is started again.
+sending it connections) and is started again; the workers stop when the supervisor dies.
 
 Elsewhere (no ``SO_REUSEPORT`` balancing), and for one worker, uvicorn runs as usual.
 """
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ import uvicorn
 APP = "quorum.app:app_from_environment"
 # A worker that dies this soon after it started is broken (bad settings, port taken): stop.
 STARTUP_SECONDS = 5.0
+PR_SET_PDEATHSIG = 1  # prctl(2), Linux
 log = logging.getLogger("uvicorn.error")  # uvicorn's log, as its own supervisor writes
 
 
@@ -70,10 +72,22 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(options: ServeOptions, uvicorn_options: dict[str, Any]) -> None:
+def _worker(options: ServeOptions, uvicorn_options: dict[str, Any], supervisor: int) -> None:
+    _stop_with(supervisor)
     sock = listening_socket(options.host, options.port)
     config = uvicorn.Config(APP, host=options.host, port=options.port, **uvicorn_options)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _stop_with(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM when its supervisor dies, however it dies: a
+    supervisor killed with SIGKILL (or by the OOM killer) can stop nothing itself, and orphaned
+    workers would go on answering on the port next to a restarted server."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("Worker [%s] cannot follow its supervisor's death", os.getpid())
+    if os.getppid() != supervisor:  # it died before the request above
+        sys.exit(0)
 
 
 class Supervisor:
@@ -111,7 +125,7 @@ class Supervisor:
 
     def _start(self) -> BaseProcess:
         worker = self.context.Process(
-            target=_worker, args=(self.options, self.uvicorn_options), daemon=False
+            target=_worker, args=(self.options, self.uvicorn_options, os.getpid()), daemon=False
         )
         worker.start()
         return worker

@@ -130,3 +130,28 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_all(
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_supervisor_is_killed(
+    server: tuple[subprocess.Popen[str], int],
+) -> None:
+    process, port = server
+    workers = _workers(process.pid, port)
+    process.kill()  # SIGKILL: the supervisor cannot stop anything itself
+    process.wait(timeout=30)
+    try:
+        _wait_for(lambda: not [pid for pid in workers if _alive(pid)])
+        assert not _listening_inodes(port)
+    finally:
+        for pid in workers:  # orphans of a failed run
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process still runs (a zombie waiting for its reaper does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
