@@ -32,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from sqlalchemy import create_engine, make_url, text
 
 from quorum.db.engine import Database, make_engine, normalize_url
 from quorum.db.migrate import upgrade
 from quorum.db.models import Role
 from quorum.domain import assignment_audit, projects, users
+
+# Round trips of the machine-speed probe (``probe``): about a quarter of a second.
+PROBE_ROUND_TRIPS = 2_000
 
 SCHEMA = {"questions": [{"name": "label", "kind": "choice", "options": ["yes", "no", "maybe"]}]}
 
@@ -318,6 +322,23 @@ def vacuum(url: str) -> None:
     engine.dispose()
 
 
+def probe(url: str, round_trips: int = PROBE_ROUND_TRIPS) -> float | None:
+    """Microseconds per round trip of a one-row query on one connection, timed just before the
+    load (PostgreSQL only). The same code on the same machine ran at 877 to 1,551 labels/s
+    within an hour, and this figure moved with it (benchmarks/RESULTS.md): it tells a run taken
+    while the machine was slow from a change that made Quorum slower."""
+    if not normalize_url(url).startswith("postgresql"):
+        return None
+    parsed = make_url(normalize_url(url)).set(drivername="postgresql")
+    with psycopg.connect(parsed.render_as_string(hide_password=False), autocommit=True) as db:
+        for i in range(100):  # past psycopg's threshold for preparing the statement
+            db.execute("SELECT %s::int", (i,)).fetchone()
+        started = time.perf_counter()
+        for i in range(round_trips):
+            db.execute("SELECT %s::int", (i,)).fetchone()
+        return round(1e6 * (time.perf_counter() - started) / round_trips, 1)
+
+
 def percentile(samples: list[float], q: float) -> float | None:
     if not samples:
         return None
@@ -344,6 +365,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with server(url, args.workers, port, log) as process:
             import_tasks(f"http://127.0.0.1:{port}", setup, args.tasks)
             vacuum(url)
+            round_trip_us = probe(url)
             parsed = make_url(normalize_url(url))
             clock = CpuClock(process.pid, parsed.database if "postgresql" in url else None)
             runner = asyncio.run
@@ -369,6 +391,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "error_samples": tally.error_samples,
         "violations": sum(violations.values()),
         "violations_by_check": violations,
+        "probe_round_trip_us": round_trip_us,
     }
 
 
