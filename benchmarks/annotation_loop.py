@@ -325,8 +325,8 @@ def vacuum(url: str) -> None:
 def probe(url: str, round_trips: int = PROBE_ROUND_TRIPS) -> float | None:
     """Microseconds per round trip of a one-row query on one connection, timed just before the
     load (PostgreSQL only). The same code on the same machine ran at 648 to 1,551 labels/s
-    within 70 minutes, and this figure moved with it (benchmarks/RESULTS.md): it tells a run taken
-    while the machine was slow from a change that made Quorum slower."""
+    within 70 minutes, and round-trip times moved with it (benchmarks/RESULTS.md): this tells a run
+    taken while the machine was slow from a change that made Quorum slower."""
     if not normalize_url(url).startswith("postgresql"):
         return None
     parsed = make_url(normalize_url(url)).set(drivername="postgresql")
