@@ -97,6 +97,24 @@ def _as_codes(labels: Any, frame: pd.DataFrame, data: Any) -> Any:
     return order[np.searchsorted(classes[order], text)]
 
 
+def load(name: str) -> tuple[Any, Any, pd.DataFrame, Any]:
+    """A dataset encoded for Quorum, its gold codes, the file as crowd-kit reads it, and the
+    gold tasks that have crowd labels."""
+    folder = DATASETS / name
+    data, gold = encode(read_labels(folder / "labels.csv"), read_gold(folder / "gold.csv"))
+    return data, gold, pd.read_csv(folder / "labels.csv"), np.flatnonzero(gold >= 0)
+
+
+def quorum_accuracies(data: Any, gold: Any, known: Any) -> dict[str, float]:
+    """Accuracy (%) on the ``known`` tasks of each Quorum method, unsupervised."""
+    arrays = (data.task, data.worker, data.label)
+    return {
+        method: 100.0 * float(np.mean(fitted.labels_[known] == gold[known]))
+        for method, estimator in ESTIMATORS.items()
+        for fitted in [estimator().fit(*arrays, n_classes=data.n_classes)]
+    }
+
+
 def gold_split(known: Any, seed: int) -> tuple[Any, Any]:
     """(given, held): a seeded 10% of the gold tasks (at least two) and the rest."""
     shuffled = np.random.default_rng(seed).permutation(known)
@@ -105,10 +123,7 @@ def gold_split(known: Any, seed: int) -> tuple[Any, Any]:
 
 
 def evaluate(name: str) -> list[str]:
-    folder = DATASETS / name
-    data, gold = encode(read_labels(folder / "labels.csv"), read_gold(folder / "gold.csv"))
-    frame = pd.read_csv(folder / "labels.csv")
-    known = np.flatnonzero(gold >= 0)
+    data, gold, frame, known = load(name)
     given, held = gold_split(known, 0)
     ours, theirs = {}, {}
     for method, estimator in ESTIMATORS.items():
@@ -144,16 +159,8 @@ def evaluate(name: str) -> list[str]:
 
 def row_orders(name: str, n_orders: int) -> str:
     """crowd-kit's MACE over row orders of one file, beside Quorum's best unsupervised method."""
-    folder = DATASETS / name
-    data, gold = encode(read_labels(folder / "labels.csv"), read_gold(folder / "gold.csv"))
-    frame = pd.read_csv(folder / "labels.csv")
-    known = np.flatnonzero(gold >= 0)
-    arrays = (data.task, data.worker, data.label)
-    ours = {
-        method: 100.0 * float(np.mean(fitted.labels_[known] == gold[known]))
-        for method, estimator in ESTIMATORS.items()
-        for fitted in [estimator().fit(*arrays, n_classes=data.n_classes)]
-    }
+    data, gold, frame, known = load(name)
+    ours = quorum_accuracies(data, gold, known)
     best = max(ours, key=ours.__getitem__)
     theirs = [
         100.0 * float(np.mean(crowdkit_labels("mace", order, data)[known] == gold[known]))
@@ -172,19 +179,12 @@ def row_orders(name: str, n_orders: int) -> str:
 def mace_agreeing(name: str) -> tuple[str, bool]:
     """Quorum's best unsupervised method beside crowd-kit's best, with crowd-kit's MACE run as
     its users run it and with its index mix-up avoided (``crowdkit_mace_agreeing``)."""
-    folder = DATASETS / name
-    data, gold = encode(read_labels(folder / "labels.csv"), read_gold(folder / "gold.csv"))
-    frame = pd.read_csv(folder / "labels.csv")
-    known = np.flatnonzero(gold >= 0)
+    data, gold, frame, known = load(name)
 
     def accuracy(labels: Any) -> float:
         return 100.0 * float(np.mean(labels[known] == gold[known]))
 
-    arrays = (data.task, data.worker, data.label)
-    ours = {
-        m: accuracy(e().fit(*arrays, n_classes=data.n_classes).labels_)
-        for m, e in ESTIMATORS.items()
-    }
+    ours = quorum_accuracies(data, gold, known)
     theirs = {m: accuracy(crowdkit_labels(m, frame, data)) for m in CROWDKIT}
     agreeing = accuracy(crowdkit_mace_agreeing(frame, data))
     best = max(ours, key=ours.__getitem__)
