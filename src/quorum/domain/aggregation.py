@@ -8,7 +8,9 @@ Rules per question kind (docs/import-export.md):
 
 - ``choice``, ``preference`` (``"tie"`` is one more class) and ``rating`` (each value a class):
   categorical labels through the chosen ``quorum.truth`` estimator; the answer is the most
-  probable class and its confidence that posterior.
+  probable class and its confidence that posterior, calibrated on the question's gold when at
+  least ``aggregation_rules.MIN_CALIBRATION_GOLD`` labelled tasks have gold (a temperature fitted
+  on posteriors that did not see the gold; the answers do not change).
 - ``multi_choice``: one binary decision per option (did the annotator select it?) through the same
   estimator; the answer holds the options more likely selected than not, topped up or cut to
   ``min_selected``/``max_selected`` by probability; its confidence is the product over options of

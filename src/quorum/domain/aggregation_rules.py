@@ -12,12 +12,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quorum.domain.questions import MultiChoiceQuestion, RankingQuestion, SpansQuestion
-from quorum.truth import make_estimator
+from quorum.truth import Auto, apply_temperature, fit_temperature, make_estimator
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 PAIR_BUDGET = 20_000_000  # item pairs compared at once when scoring rankings
+# Labelled gold items a categorical question needs before its confidences are calibrated on them
+# (benchmarks/truth_calibration.py: with 10 the fitted temperature is already mostly right).
+MIN_CALIBRATION_GOLD = 10
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,36 @@ class Crowd:
         self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
     ) -> FloatArray:
         """Posteriors ``(len(gold), n_classes)`` of items from their labels, gold clamped."""
-        fitted = make_estimator(self.method).fit(
-            item, worker, label, gold=gold, n_tasks=gold.size,
-            n_workers=self.n_workers, n_classes=n_classes,
-        )  # fmt: skip
-        return fitted.probas_
+        return self.calibrated_fit(item, worker, label, gold, n_classes, calibrate=False)
+
+    def calibrated_fit(
+        self,
+        item: IntArray,
+        worker: IntArray,
+        label: IntArray,
+        gold: IntArray,
+        n_classes: int,
+        *,
+        calibrate: bool = True,
+    ) -> FloatArray:
+        """:meth:`fit`, with the posteriors of the items without gold tempered by the
+        temperature that best fits the gold (``quorum.truth.calibration``) when at least
+        ``MIN_CALIBRATION_GOLD`` labelled items have gold. The temperature is fitted on
+        posteriors that did not see the gold: ``auto``'s out-of-fold ones, else a second fit
+        without it. The most probable class of every item stays the same."""
+        sizes = {"n_tasks": gold.size, "n_workers": self.n_workers, "n_classes": n_classes}
+        fitted = make_estimator(self.method).fit(item, worker, label, gold=gold, **sizes)
+        labelled = np.bincount(item, minlength=gold.size) > 0
+        known = np.flatnonzero((gold >= 0) & labelled)
+        if not calibrate or known.size < MIN_CALIBRATION_GOLD:
+            return fitted.probas_
+        if isinstance(fitted, Auto):
+            temperature = fitted.temperature_
+        else:
+            blind = make_estimator(self.method).fit(item, worker, label, **sizes).probas_
+            temperature = fit_temperature(blind[known], gold[known])
+        tempered = apply_temperature(fitted.probas_, temperature)
+        return np.where((gold >= 0)[:, None], fitted.probas_, tempered)
 
     def answered(self, answered: BoolArray) -> BoolArray:
         """Per task, whether any label answers the question."""
@@ -72,13 +100,14 @@ def nothing(crowd: Crowd, kind: pa.DataType) -> QuestionAggregate:
 def categorical(
     crowd: Crowd, name: str, column: pa.Array, answered: BoolArray
 ) -> QuestionAggregate:
-    """choice, preference, rating: the most probable class under the estimator."""
+    """choice, preference, rating: the most probable class under the estimator; its posterior,
+    calibrated on the question's gold when there is enough (``Crowd.calibrated_fit``)."""
     gold_task, gold_values = crowd.gold_column(name, column.type)
     values = column.filter(pa.array(answered))
     classes, codes = _encode(pa.concat_arrays([values, gold_values]))
     gold = np.full(crowd.n_tasks, -1, np.int64)
     gold[gold_task] = codes[len(values) :]
-    probas = crowd.fit(
+    probas = crowd.calibrated_fit(
         crowd.task[answered], crowd.worker[answered], codes[: len(values)], gold, len(classes)
     )
     present = crowd.answered(answered)
