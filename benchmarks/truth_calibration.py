@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from quorum.truth import DawidSkene, apply_temperature, fit_temperature
+from quorum.truth import DawidSkene, apply_temperature, calibration_error, fit_temperature
 from quorum.truth.adaptive import task_posterior, worker_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,14 +35,6 @@ from truth_accuracy import categorical, gold_split, load
 
 DEPTHS = (1, 2, 3, None)
 VARIANTS = ("raw", "shrunk", "T=2", "gold T")
-BINS = 15
-
-
-def calibration_error(confidence: Any, correct: Any) -> float:
-    """ECE in points over equal-width bins of the confidence of the given answers."""
-    bins = np.minimum((confidence * BINS).astype(np.intp), BINS - 1)
-    gap = np.bincount(bins, weights=correct - confidence, minlength=BINS)
-    return 100.0 * float(np.abs(gap).sum() / confidence.size)
 
 
 def first_labels(task: Any, depth: int | None) -> Any:
@@ -79,7 +71,7 @@ def measure(name: str, depth: int | None) -> dict[str, float]:
         "T=2": apply_temperature(ds.probas_[held], 2.0)[np.arange(held.size), answer],
         "gold T": apply_temperature(ds.probas_[held], temperature)[np.arange(held.size), answer],
     }
-    result = {v: calibration_error(c, correct) for v, c in confidences.items()}
+    result = {v: 100.0 * calibration_error(c, correct) for v, c in confidences.items()}
     result["accuracy"] = 100.0 * float(correct.mean())
     result["confidence"] = 100.0 * float(confidences["raw"].mean())
     result["temperature"] = temperature

@@ -24,7 +24,7 @@ from quorum.domain.aggregation import (
 )
 from quorum.domain.aggregation_rules import _drop_overlaps
 from quorum.domain.questions import QuestionSchema
-from quorum.truth import DawidSkene
+from quorum.truth import DawidSkene, calibration_error
 
 SCHEMA = QuestionSchema.model_validate(
     {
@@ -216,9 +216,8 @@ def _calibration_error(result: Aggregate, truth: dict[int, str], tasks: list[int
     rows = result.positions(tasks)
     confidence = result.questions["label"].confidence[rows]
     answers = result.questions["label"].answer.take(pa.array(rows)).to_pylist()
-    correct = np.array([a == truth[t] for a, t in zip(answers, tasks, strict=True)], float)
-    bins = np.minimum((confidence * 15).astype(int), 14)  # as expected_calibration_error's
-    return float(np.abs(np.bincount(bins, correct - confidence, 15)).sum() / len(tasks))
+    correct = [answer == truth[task] for answer, task in zip(answers, tasks, strict=True)]
+    return calibration_error(confidence, correct)
 
 
 @pytest.mark.parametrize(("method", "gain"), [("ds", 4.0), ("mv", 1.5)])

@@ -15,6 +15,7 @@ from quorum.truth.agreement import (
 from quorum.truth.bradley_terry import BradleyTerry
 from quorum.truth.calibration import (
     apply_temperature,
+    calibration_error,
     expected_calibration_error,
     fit_temperature,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "cohen_kappa",
     "encode",
     "encode_labels",
+    "calibration_error",
     "expected_calibration_error",
     "fit_temperature",
     "fleiss_kappa",

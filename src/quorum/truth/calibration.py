@@ -78,8 +78,24 @@ def expected_calibration_error(
     truth: IntArray = as_codes("labels", labels, array.shape[1] if array.ndim == 2 else None)
     if not truth.size:
         return 0.0
-    confidence = array.max(axis=1)
-    correct = (array.argmax(axis=1) == truth).astype(np.float64)
-    bins = np.minimum((confidence * n_bins).astype(np.intp), n_bins - 1)
-    gap = np.bincount(bins, weights=correct - confidence, minlength=n_bins)
-    return float(np.abs(gap).sum() / truth.size)
+    return calibration_error(array.max(axis=1), array.argmax(axis=1) == truth, n_bins=n_bins)
+
+
+def calibration_error(
+    confidence: npt.ArrayLike, correct: npt.ArrayLike, *, n_bins: int = 15
+) -> float:
+    """:func:`expected_calibration_error` of answers given with their confidence (whatever
+    chose them) and whether each was right.
+
+    >>> round(calibration_error([0.9, 0.8], [True, False]), 6)
+    0.45
+    """
+    given = np.asarray(confidence, dtype=np.float64)
+    right = np.asarray(correct, dtype=np.float64)
+    if given.shape != right.shape or given.ndim != 1:
+        raise ValueError(f"confidence {given.shape} and correct {right.shape} must be equal 1-D")
+    if not given.size:
+        return 0.0
+    bins = np.minimum((given * n_bins).astype(np.intp), n_bins - 1)
+    gap = np.bincount(bins, weights=right - given, minlength=n_bins)
+    return float(np.abs(gap).sum() / given.size)
