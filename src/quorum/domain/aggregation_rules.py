@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quorum.domain.questions import MultiChoiceQuestion, RankingQuestion, SpansQuestion
-from quorum.truth import Auto, apply_temperature, fit_temperature, make_estimator
+from quorum.truth import Auto, Estimator, apply_temperature, fit_temperature, make_estimator
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -56,36 +56,36 @@ class Crowd:
         self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
     ) -> FloatArray:
         """Posteriors ``(len(gold), n_classes)`` of items from their labels, gold clamped."""
-        return self.calibrated_fit(item, worker, label, gold, n_classes, calibrate=False)
+        return self._estimator(item, worker, label, gold, n_classes).probas_
 
     def calibrated_fit(
-        self,
-        item: IntArray,
-        worker: IntArray,
-        label: IntArray,
-        gold: IntArray,
-        n_classes: int,
-        *,
-        calibrate: bool = True,
+        self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
     ) -> FloatArray:
         """:meth:`fit`, with the posteriors of the items without gold tempered by the
         temperature that best fits the gold (``quorum.truth.calibration``) when at least
         ``MIN_CALIBRATION_GOLD`` labelled items have gold. The temperature is fitted on
         posteriors that did not see the gold: ``auto``'s out-of-fold ones, else a second fit
         without it. The most probable class of every item stays the same."""
-        sizes = {"n_tasks": gold.size, "n_workers": self.n_workers, "n_classes": n_classes}
-        fitted = make_estimator(self.method).fit(item, worker, label, gold=gold, **sizes)
+        fitted = self._estimator(item, worker, label, gold, n_classes)
         labelled = np.bincount(item, minlength=gold.size) > 0
         known = np.flatnonzero((gold >= 0) & labelled)
-        if not calibrate or known.size < MIN_CALIBRATION_GOLD:
+        if known.size < MIN_CALIBRATION_GOLD:
             return fitted.probas_
         if isinstance(fitted, Auto):
             temperature = fitted.temperature_
         else:
-            blind = make_estimator(self.method).fit(item, worker, label, **sizes).probas_
-            temperature = fit_temperature(blind[known], gold[known])
+            blind = self._estimator(item, worker, label, np.full_like(gold, -1), n_classes)
+            temperature = fit_temperature(blind.probas_[known], gold[known])
         tempered = apply_temperature(fitted.probas_, temperature)
         return np.where((gold >= 0)[:, None], fitted.probas_, tempered)
+
+    def _estimator(
+        self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
+    ) -> Estimator:
+        return make_estimator(self.method).fit(
+            item, worker, label, gold=gold, n_tasks=gold.size,
+            n_workers=self.n_workers, n_classes=n_classes,
+        )  # fmt: skip
 
     def answered(self, answered: BoolArray) -> BoolArray:
         """Per task, whether any label answers the question."""
