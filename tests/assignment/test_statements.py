@@ -26,3 +26,11 @@ HOT = [
 def test_hot_statements_are_converted_once(module: ModuleType, name: str, by_token: bool) -> None:
     sql, _ = pg_statements.compiled(getattr(module, name), by_token)
     assert len(sql) <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH
+
+
+@pytest.mark.parametrize("name", ["_lease", "_lease_plain"])
+@pytest.mark.parametrize("by_token", [True, False])
+def test_a_lease_looks_for_expired_leases_once(name: str, by_token: bool) -> None:
+    # Each look reads the project's live leases; the picks and the reply share one.
+    sql, _ = pg_statements.compiled(getattr(leases_pg, name), by_token)
+    assert sql.count("assignments.expires_at <=") == 1

@@ -91,18 +91,29 @@ class _Asking:
     me: CTE
     user_id: ColumnElement[int]
     held: CTE  # their live lease in the project, if any
-    expired_waiting: ColumnElement[bool]
+    expired_waiting: ColumnElement[bool]  # when checked: expired leases to reclaim first
     # Whether they may be given a new task: a member, holding no lease, no expired leases to
-    # reclaim first (when checked), and a project with a budget admitted them.
+    # reclaim first, and a project with a budget admitted them.
     may_pick: tuple[ColumnElement[bool], ...]
 
 
 def _asking(me: CTE) -> _Asking:
     user_id = select(me.c.user_id).scalar_subquery()
     mine = (Assignment.project_id == PROJECT, Assignment.user_id == user_id)
-    expired_waiting = exists().where(
-        Assignment.project_id == PROJECT, Assignment.status == LEASED, Assignment.expires_at <= NOW
-    )
+    # NOTE: a CTE, so that it runs at most once per lease: written as a subquery, each pick
+    # and the reply planned (and ran) it again, and each run reads every live lease of the
+    # project whenever the planner serves it from uq_assignments_leased_holder.
+    expiry = select(
+        and_(
+            CHECK_EXPIRED,
+            exists().where(
+                Assignment.project_id == PROJECT,
+                Assignment.status == LEASED,
+                Assignment.expires_at <= NOW,
+            ),
+        ).label("waiting")
+    ).cte("expiry")
+    expired_waiting = select(expiry.c.waiting).scalar_subquery()
     held = (
         select(Assignment.id, Assignment.task_id, Assignment.expires_at)
         .where(*mine, Assignment.status == LEASED, Assignment.expires_at > NOW)
@@ -113,7 +124,7 @@ def _asking(me: CTE) -> _Asking:
     may_pick = (
         user_id.is_not(None),
         ~exists().where(*mine, Assignment.status == LEASED),
-        ~and_(CHECK_EXPIRED, expired_waiting),
+        ~expired_waiting,
         or_(ADMITTED, ~select(me.c.budgeted).scalar_subquery()),
     )
     return _Asking(me, user_id, held, expired_waiting, may_pick)
@@ -371,7 +382,7 @@ def lease(
             return REFUSED
         if grade:
             return GRADE
-        if not (expired_waiting and check_expired):
+        if not expired_waiting:
             return None
         yield statement(_reclaim, who, project_id=project_id, now=now)
         check_expired = False
