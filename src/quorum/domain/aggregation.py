@@ -14,7 +14,8 @@ Rules per question kind (docs/import-export.md):
 - ``multi_choice``: one binary decision per option (did the annotator select it?) through the same
   estimator; the answer holds the options more likely selected than not, topped up or cut to
   ``min_selected``/``max_selected`` by probability; its confidence is the product over options of
-  the probability of the decision taken.
+  the probability of the decision taken, each calibrated as for ``choice`` (the decisions of
+  gold tasks fit the temperature; the count is of tasks, and the answers do not change).
 - ``spans``: one binary decision per distinct exact ``(start, end, label)`` span any annotator
   marked, voted on by everyone who answered the question on that task, through the estimator; the
   answer holds the spans more likely present than not (of two overlapping spans with one label,

@@ -18,7 +18,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 PAIR_BUDGET = 20_000_000  # item pairs compared at once when scoring rankings
-# Labelled gold items a categorical question needs before its confidences are calibrated on them
+# Labelled gold tasks a question needs before its confidences are calibrated on them
 # (benchmarks/truth_calibration.py: with 10 the fitted temperature is already mostly right).
 MIN_CALIBRATION_GOLD = 10
 
@@ -59,25 +59,34 @@ class Crowd:
         return self._estimator(item, worker, label, gold, n_classes).probas_
 
     def calibrated_fit(
-        self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
-    ) -> FloatArray:
-        """:meth:`fit`, with the posteriors of the items without gold tempered by the
-        temperature that best fits the gold (``quorum.truth.calibration``) when at least
-        ``MIN_CALIBRATION_GOLD`` labelled items have gold. The temperature is fitted on
+        self,
+        item: IntArray,
+        worker: IntArray,
+        label: IntArray,
+        gold: IntArray,
+        n_classes: int,
+        item_task: IntArray | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """:meth:`fit`'s posteriors, and the same with those of the items without gold tempered
+        by the temperature that best fits the gold (``quorum.truth.calibration``) when at least
+        ``MIN_CALIBRATION_GOLD`` tasks have labelled items with gold; ``item_task[i]`` is the
+        task of item ``i`` (by default each item is a task). The temperature is fitted on
         posteriors that did not see the gold: ``auto``'s out-of-fold ones, else a second fit
-        without it. The most probable class of every item stays the same."""
+        without it. Decide on the first: tempering keeps the order of an item's classes, but
+        floors posteriors at 1e-6 first, which can tie them."""
         fitted = self._estimator(item, worker, label, gold, n_classes)
         labelled = np.bincount(item, minlength=gold.size) > 0
         known = np.flatnonzero((gold >= 0) & labelled)
-        if known.size < MIN_CALIBRATION_GOLD:
-            return fitted.probas_
+        tasks = known if item_task is None else np.unique(item_task[known])
+        if tasks.size < MIN_CALIBRATION_GOLD:
+            return fitted.probas_, fitted.probas_
         if isinstance(fitted, Auto):
             temperature = fitted.temperature_
         else:
             blind = self._estimator(item, worker, label, np.full_like(gold, -1), n_classes)
             temperature = fit_temperature(blind.probas_[known], gold[known])
         tempered = apply_temperature(fitted.probas_, temperature)
-        return np.where((gold >= 0)[:, None], fitted.probas_, tempered)
+        return fitted.probas_, np.where((gold >= 0)[:, None], fitted.probas_, tempered)
 
     def _estimator(
         self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
@@ -107,12 +116,14 @@ def categorical(
     classes, codes = _encode(pa.concat_arrays([values, gold_values]))
     gold = np.full(crowd.n_tasks, -1, np.int64)
     gold[gold_task] = codes[len(values) :]
-    probas = crowd.calibrated_fit(
+    probas, calibrated = crowd.calibrated_fit(
         crowd.task[answered], crowd.worker[answered], codes[: len(values)], gold, len(classes)
     )
+    best = probas.argmax(axis=1)
     present = crowd.answered(answered)
-    answer = classes.take(pa.array(probas.argmax(axis=1), mask=~present))
-    return QuestionAggregate(answer, np.where(present, probas.max(axis=1), np.nan))
+    answer = classes.take(pa.array(best, mask=~present))
+    confidence = np.take_along_axis(calibrated, best[:, None], axis=1)[:, 0]
+    return QuestionAggregate(answer, np.where(present, confidence, np.nan))
 
 
 def _encode(values: pa.Array) -> tuple[pa.Array, IntArray]:
@@ -126,18 +137,22 @@ def _encode(values: pa.Array) -> tuple[pa.Array, IntArray]:
 
 
 def _yes_probability(
-    crowd: Crowd, item: IntArray, worker: IntArray, bit: IntArray, gold: IntArray
-) -> FloatArray:
-    """P(yes) per item from yes/no labels, through the chosen estimator, gold clamped."""
+    crowd: Crowd, item: IntArray, worker: IntArray, bit: IntArray, gold: IntArray, task: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """P(yes) per item (``task[i]`` is the task of item ``i``) from yes/no labels, through the
+    chosen estimator, gold clamped: as fitted, to decide on, and as calibrated on the gold
+    tasks' decisions (``Crowd.calibrated_fit``), for the confidence."""
     if gold.size == 0:
-        return np.zeros(0)
-    return crowd.fit(item, worker, bit, gold, 2)[:, 1]
+        return np.zeros(0), np.zeros(0)
+    probas, calibrated = crowd.calibrated_fit(item, worker, bit, gold, 2, task)
+    return probas[:, 1], calibrated[:, 1]
 
 
 def multi_choice(
     crowd: Crowd, question: MultiChoiceQuestion, column: pa.Array, answered: BoolArray
 ) -> QuestionAggregate:
-    """One yes/no decision per option; the likely ones, within min/max_selected."""
+    """One yes/no decision per option; the likely ones, within min/max_selected. The
+    confidence is that all decisions are right, from the calibrated P(yes) of each."""
     options = pa.array(question.options)
     n = len(question.options)
     chosen = _option_bits(column.filter(pa.array(answered)), options)
@@ -148,14 +163,16 @@ def multi_choice(
     gold[(gold_task[:, None] * n + np.arange(n)).ravel()] = _option_bits(
         gold_values, options
     ).ravel()
-    p = _yes_probability(crowd, item, worker, chosen.ravel(), gold).reshape(-1, n)
+    option_task = np.repeat(np.arange(crowd.n_tasks), n)
+    yes = _yes_probability(crowd, item, worker, chosen.ravel(), gold, option_task)
+    p, calibrated = yes[0].reshape(-1, n), yes[1].reshape(-1, n)
     selected = _select(p, question.min_selected, question.max_selected or n)
     present = crowd.answered(answered)
     _, picks = np.nonzero(selected)
     answer = pa.ListArray.from_arrays(
         _offsets(selected.sum(axis=1)), options.take(pa.array(picks)), mask=pa.array(~present)
     )
-    confidence = np.where(selected, p, 1 - p).prod(axis=1)
+    confidence = np.where(selected, calibrated, 1 - calibrated).prod(axis=1)
     return QuestionAggregate(answer, np.where(present, confidence, np.nan))
 
 
@@ -207,7 +224,8 @@ class _Spans:
 def spans(
     crowd: Crowd, question: SpansQuestion, column: pa.Array, answered: BoolArray
 ) -> QuestionAggregate:
-    """One yes/no decision per distinct span anyone marked, voted on by all who answered."""
+    """One yes/no decision per distinct span anyone marked (or gold holds), voted on by all
+    who answered; confidence as for :func:`multi_choice`."""
     labels = pc.sort_indices(pa.array(question.labels))
     labels = pa.array(question.labels).take(labels)
     marked = _Spans.of(column.filter(pa.array(answered)), labels)
@@ -232,9 +250,13 @@ def spans(
     gold = np.full(c_task.size, -1, np.int64)
     has_gold = np.zeros(crowd.n_tasks, bool)
     has_gold[gold_task] = True
+    # A gold task's candidates are all gold decisions, clamped and fitting the temperature: yes
+    # for its gold spans (those nobody marked too: the crowd's misses), no for the others.
     gold[has_gold[c_task]] = 0
     gold[candidate[n_marked:]] = 1
-    p = _yes_probability(crowd, votes[1], label_worker[votes[0]], votes[2], gold)
+    p, calibrated = _yes_probability(
+        crowd, votes[1], label_worker[votes[0]], votes[2], gold, c_task
+    )
     keep = _drop_overlaps(p > 0.5, p, c_task, c_start, c_end, c_label)
     present = crowd.answered(answered)
     spans_of = pa.StructArray.from_arrays(
@@ -243,7 +265,7 @@ def spans(
     )
     counts = np.bincount(c_task[keep], minlength=crowd.n_tasks)
     answer = pa.ListArray.from_arrays(_offsets(counts), spans_of, mask=pa.array(~present))
-    sure = np.log(np.where(keep, p, 1 - p).clip(min=1e-300))
+    sure = np.log(np.where(keep, calibrated, 1 - calibrated).clip(min=1e-300))
     confidence = np.exp(np.bincount(c_task, weights=sure, minlength=crowd.n_tasks))
     return QuestionAggregate(answer, np.where(present, confidence, np.nan))
 
