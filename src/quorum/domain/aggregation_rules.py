@@ -52,12 +52,6 @@ class Crowd:
         keep = (self.gold_task >= 0) & values.is_valid().to_numpy(zero_copy_only=False)
         return self.gold_task[keep], values.filter(pa.array(keep))
 
-    def fit(
-        self, item: IntArray, worker: IntArray, label: IntArray, gold: IntArray, n_classes: int
-    ) -> FloatArray:
-        """Posteriors ``(len(gold), n_classes)`` of items from their labels, gold clamped."""
-        return self._estimator(item, worker, label, gold, n_classes).probas_
-
     def calibrated_fit(
         self,
         item: IntArray,
@@ -67,9 +61,10 @@ class Crowd:
         n_classes: int,
         item_task: IntArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """:meth:`fit`'s posteriors, and the same with those of the items without gold tempered
-        by the temperature that best fits the gold (``quorum.truth.calibration``) when at least
-        ``MIN_CALIBRATION_GOLD`` tasks have labelled items with gold; ``item_task[i]`` is the
+        """Posteriors ``(len(gold), n_classes)`` of items from their labels, gold clamped, and
+        the same with those of the items without gold tempered by the temperature that best
+        fits the gold (``quorum.truth.calibration``) when at least ``MIN_CALIBRATION_GOLD``
+        tasks have labelled items with gold; ``item_task[i]`` is the
         task of item ``i`` (by default each item is a task). The temperature is fitted on
         posteriors that did not see the gold: ``auto``'s out-of-fold ones, else a second fit
         without it. Decide on the first: tempering keeps the order of an item's classes, but
