@@ -18,6 +18,7 @@ from tests.money.conftest import (
 from quorum.db.engine import Database, make_engine
 from quorum.db.models import Annotation, Project, Role, User
 from quorum.domain import assignments, budget, projects, users
+from quorum.domain.errors import Conflict
 from quorum.domain.tasks import Record, import_tasks
 
 NOW = datetime(2030, 5, 1, tzinfo=UTC)
@@ -43,6 +44,38 @@ def test_leases_stop_where_the_budget_ends(session: Session, make: Factory) -> N
     assert figures.spent_cents == 50 and figures.cost_per_label_cents == 25
     assert figures.left_cents == 0 and figures.labels_to_finish == 8
     assert figures.forecast_cents == 50 + 8 * 25 and figures.over_budget
+
+
+@pytest.mark.parametrize(("budget_cents", "accepted"), [(75, False), (100, True)])
+def test_a_late_label_needs_room_in_the_budget(
+    session: Session, make: Factory, budget_cents: int, accepted: bool
+) -> None:
+    """b's lease expires; its share goes to c's lease of another task; b's late label on its
+    still free slot then needs a share of its own."""
+    owner = make.person("owner")
+    a, b, c, d = (make.person("annotator") for _ in range(4))
+    policy = {"pay_per_task_cents": 25, "budget_cents": budget_cents, "overlap": 1}
+    project = make.project(owner, CHOICE, policy, members={Role.annotator: [a, b, c, d]})
+    make.tasks(project, [{"data": {"n": n}, "priority": 0 if n == 0 else 5} for n in range(3)])
+    first, second = (lease_within_budget(session, project, p, NOW) for p in (a, d))
+    held = lease_within_budget(session, project, b, NOW)
+    assert first is not None and second is not None and held is not None
+    submit_and_record(session, first, a, NOW)
+    submit_and_record(session, second, d, NOW)
+    # ahead of b's task in the lease order, so the lease after b's expiry takes it
+    make.tasks(project, [{"data": {"n": 3}, "priority": 5}])
+    later = NOW + timedelta(hours=1)  # b's lease expired: its share is free again
+    assert lease_within_budget(session, project, c, later) is not None
+    spent = budget.spend(session, project, now=later).spent_cents
+    if accepted:
+        assert submit_and_record(session, held, b, later).assignment_id == held
+        assert budget.spend(session, project, now=later).spent_cents == spent + 25
+    else:
+        with pytest.raises(Conflict, match="budget"):
+            submit_and_record(session, held, b, later)
+        session.rollback()
+        figures = budget.spend(session, project, now=later)
+        assert figures.spent_cents == spent and figures.committed_cents <= budget_cents
 
 
 def test_no_budget_or_no_pay_never_limits(session: Session, make: Factory) -> None:

@@ -1,10 +1,15 @@
 """The money endpoints: who sees spend, who grants, statements, payouts and their CSV."""
 
+from datetime import timedelta
+
+import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import Factory
-from tests.money.conftest import paying_project
+from tests.money.conftest import CHOICE, paying_project
 
+from quorum.db.models import Role
 from quorum.db.types import utcnow
+from quorum.domain import assignments
 
 
 def test_spend_grants_statements_and_payouts(client: TestClient, make: Factory) -> None:
@@ -71,3 +76,36 @@ def test_the_api_stops_handing_out_work_at_the_budget(client: TestClient, make: 
     assert labelled == 3
     spend = client.get(f"{project}/spend", headers=world.owner.headers).json()
     assert (spend["spent_cents"], spend["labels"]) == (75, 3)
+
+
+@pytest.mark.parametrize(("budget_cents", "status"), [(75, 409), (100, 200)])
+def test_a_late_label_over_the_budget_is_refused(
+    client: TestClient,
+    make: Factory,
+    monkeypatch: pytest.MonkeyPatch,
+    budget_cents: int,
+    status: int,
+) -> None:
+    """As tests/money/test_budget.py's, through /next and /submit (on PostgreSQL the fast
+    submit hands a late label in a budgeted project over to the session path, which admits)."""
+    owner = make.person("owner")
+    a, b, c, d = (make.person("annotator") for _ in range(4))
+    policy = {"pay_per_task_cents": 25, "budget_cents": budget_cents, "overlap": 1}
+    world = make.project(owner, CHOICE, policy, members={Role.annotator: [a, b, c, d]})
+    make.tasks(world, [{"data": {"n": n}, "priority": 0 if n == 0 else 5} for n in range(3)])
+    project, answer = f"/api/v1/projects/{world.id}", {"answers": {"label": "no"}}
+    for person in (a, d):
+        lease = client.post(f"{project}/next", headers=person.headers).json()
+        submit = f"/api/v1/assignments/{lease['assignment_id']}/submit"
+        assert client.post(submit, json=answer, headers=person.headers).status_code == 200
+    held = client.post(f"{project}/next", headers=b.headers).json()["assignment_id"]
+    make.tasks(world, [{"data": {"n": 3}, "priority": 5}])
+    later = utcnow() + timedelta(hours=1)  # b's lease expired; c's lease takes its share
+    monkeypatch.setattr(assignments, "utcnow", lambda: later)
+    assert client.post(f"{project}/next", headers=c.headers).status_code == 200
+    late = client.post(f"/api/v1/assignments/{held}/submit", json=answer, headers=b.headers)
+    assert late.status_code == status
+    if status == 409:
+        assert "budget" in late.json()["error"]["message"]
+    spent = client.get(f"{project}/spend", headers=owner.headers).json()["spent_cents"]
+    assert spent == (50 if status == 409 else 75)

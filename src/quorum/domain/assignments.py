@@ -183,12 +183,16 @@ def submit(
 def submit_view(
     session: Session, user_id: int, submission: Submission, now: datetime
 ) -> SubmissionView:
+    admitted = budget.admit_late_label(session, submission.assignment_id, user_id, now)
     if _on_sqlite(session):
         found = leases_sqlite.submit(session, user_id, submission, now)
     else:
         who = pg_statements.UserId(user_id)
         found = _run(
-            session, lambda: submits_pg.submit(submission.assignment_id, who, submission, now)
+            session,
+            lambda: submits_pg.submit(
+                submission.assignment_id, who, submission, now, admitted=admitted
+            ),
         )
     if isinstance(found, Refused):
         _explain_refused_assignment(session, submission.assignment_id, user_id)

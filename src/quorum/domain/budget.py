@@ -16,10 +16,13 @@ budget (or that pays nothing) takes no lock: its leases run as concurrently as e
 Lock order: project, then (in the lease) the chosen task; nothing that holds a task or an
 assignment lock waits for a project row, so this cannot deadlock.
 
+A label submitted late, on a lease past its time whose slot is still free, commits pay its
+lease no longer holds (the lease's share went back when it expired). :func:`admit_late_label`
+admits it the way a lease is admitted, under the same lock, and refuses it when the budget is
+committed to other work meanwhile.
+
 Bonuses and adjustments are spend (``quorum.domain.ledger``) but do not stop work: the budget
-caps what labelling commits. A label submitted late on an expired lease whose slot was still
-free also commits pay without a lease; it is the one way past the budget, by at most the leases
-that expired.
+caps what labelling commits.
 """
 
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ from quorum.db.models import (
     TaskStatus,
 )
 from quorum.db.types import utcnow
+from quorum.domain.errors import Conflict
 from quorum.domain.ledger import project_spend
 
 RECENT = timedelta(days=7)
@@ -65,6 +69,40 @@ def admit_lease(session: Session, project_id: int, user_id: int, now: datetime) 
     budget, rate = limits
     labels, leases = committed_work(session, project_id, now)
     return (labels + leases + 1) * rate <= budget
+
+
+def admit_late_label(session: Session, assignment_id: int, user_id: int, now: datetime) -> bool:
+    """Admit the caller's late label on ``assignment_id`` against its project's budget: True
+    when it checked and the label fits (the project's row then stays locked until the
+    transaction ends); False when there was nothing to admit (no budget, a lease still running,
+    or not the caller's open assignment: the submit deals with those). Raises Conflict when
+    the budget has no room left. Call it in the submit's transaction, before the submit."""
+    query = (
+        select(Assignment.status, Assignment.expires_at, Assignment.task_id, Project.id)
+        .join(Project, Project.id == Assignment.project_id)
+        .where(Assignment.id == assignment_id, Assignment.user_id == user_id)
+    )
+    found = session.execute(query).first()
+    if found is None:
+        return False
+    status, expires_at, task_id, project_id = found
+    late = status == AssignmentStatus.expired or (
+        status == AssignmentStatus.leased and expires_at <= now
+    )
+    if not late:
+        return False
+    locked = select(Project.policy).where(Project.id == project_id)
+    limits = _limits(session.scalar(locked.with_for_update(key_share=True)) or {})
+    if limits is None:
+        return False
+    budget, rate = limits
+    labels, leases = committed_work(session, project_id, now)
+    if (labels + leases + 1) * rate > budget:
+        raise Conflict(
+            f"the lease on task {task_id} expired and the project's budget went to other "
+            "work meanwhile; ask for the next task"
+        )
+    return True
 
 
 def _holds_live_lease(session: Session, project_id: int, user_id: int, now: datetime) -> bool:

@@ -134,9 +134,7 @@ def member(by_token: bool, *, plain: bool = False) -> CTE:
     the caller's tier and whether the project is plain (``lease_rules.plain_policy``)."""
     stored = Project.policy["lease_seconds"].as_integer()
     lease_seconds = func.coalesce(stored, DEFAULT_LEASE_SECONDS).label("lease_seconds")
-    rate = func.coalesce(Project.policy["pay_per_task_cents"].as_integer(), 0)
-    budgeted = and_(Project.policy["budget_cents"].as_integer().is_not(None), rate > 0)
-    project: tuple[ColumnElement[Any], ...] = (lease_seconds, budgeted.label("budgeted"))
+    project: tuple[ColumnElement[Any], ...] = (lease_seconds, budgeted().label("budgeted"))
     if by_token:
         # NOTE: the token is looked up on its own, first (a materialized CTE), then the
         # membership by its whole key: written as one join, the planner could start from the
@@ -196,6 +194,12 @@ def touch_statement(who: Who, used_at: datetime | None, now: datetime) -> Statem
     if not isinstance(who, Token) or (used_at is not None and now - used_at < TOKEN_TOUCH):
         return None
     return statement(_touch_token, who, now=now)
+
+
+def budgeted() -> ColumnElement[bool]:
+    """On ``projects``: whether a budget caps the project's work (``quorum.domain.budget``)."""
+    rate = func.coalesce(Project.policy["pay_per_task_cents"].as_integer(), 0)
+    return and_(Project.policy["budget_cents"].as_integer().is_not(None), rate > 0)
 
 
 def hides_gold() -> ColumnElement[bool]:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     CTE,
     BigInteger,
     ClauseElement,
+    ColumnElement,
     Integer,
     Text,
     and_,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     insert,
     literal,
     null,
+    or_,
     select,
     true,
     update,
@@ -56,6 +58,7 @@ from quorum.domain.lease_rules import (
     slot_taken,
 )
 from quorum.domain.pg_statements import (
+    ADMITTED,
     ASSIGNMENT,
     HINTS,
     KEY,
@@ -64,6 +67,7 @@ from quorum.domain.pg_statements import (
     USER,
     Hints,
     Who,
+    budgeted,
     caller,
     hides_gold,
     open_status,
@@ -92,6 +96,8 @@ def _read_assignment(by_token: bool) -> ClauseElement:
             IdempotencyRecord.request_hash,
             IdempotencyRecord.response,
             func.coalesce(Project.policy["pay_per_task_cents"].as_integer(), 0) > 0,
+            Assignment.expires_at,
+            budgeted(),
         )
         .select_from(me)
         .join(Assignment, and_(Assignment.id == ASSIGNMENT, Assignment.user_id == me.c.user_id))
@@ -120,15 +126,28 @@ def _annotation(_: bool) -> ClauseElement:
 
 def _write_after_read(_: bool) -> ClauseElement:
     """The label, once the assignment was read and the answers checked (see ``_write``)."""
+    within_budget = or_(
+        _live(), ADMITTED, ~exists().where(Project.id == Assignment.project_id, budgeted())
+    )
     target = (
         select(Assignment.id, Assignment.task_id, Assignment.status, Assignment.user_id)
         .where(
-            Assignment.id == ASSIGNMENT, Assignment.user_id == USER, open_status(Assignment.status)
+            Assignment.id == ASSIGNMENT,
+            Assignment.user_id == USER,
+            open_status(Assignment.status),
+            within_budget,
         )
         .with_for_update(key_share=True)
         .cte("target")
     )
     return _write(target, select(null().label("used_at")).cte("me"))
+
+
+def _live() -> ColumnElement[bool]:
+    """On ``assignments``: a lease still running. A late label (any other open assignment) in
+    a project with a budget needs ``budget.admit_late_label`` first (``ADMITTED``): its
+    lease's share of the budget went back when it expired."""
+    return and_(Assignment.status == LEASED, Assignment.expires_at > NOW)
 
 
 def _write_known(by_token: bool) -> ClauseElement:
@@ -148,7 +167,11 @@ def _write_known_bare(by_token: bool) -> ClauseElement:
 def _write_known_as(by_token: bool, *, bare: bool) -> ClauseElement:
     me = caller(by_token)
     version = bindparam("version", type_=Project.updated_at.type)
-    unchanged = exists().where(Project.id == Assignment.project_id, Project.updated_at == version)
+    # A project that pays nothing has no budget: the bare statement needs no budget check.
+    within_budget = () if bare else (or_(_live(), ADMITTED, ~budgeted()),)
+    unchanged = exists().where(
+        Project.id == Assignment.project_id, Project.updated_at == version, *within_budget
+    )
     keyed = exists().where(IdempotencyRecord.user_id == me.c.user_id, IdempotencyRecord.key == KEY)
     target = (
         select(Assignment.id, Assignment.task_id, Assignment.status, Assignment.user_id)
@@ -267,12 +290,21 @@ def _earned(saved: CTE) -> CTE:
 
 
 def submit(
-    assignment_id: int, who: Who, submission: Submission, now: datetime, hints: Hints = HINTS
+    assignment_id: int,
+    who: Who,
+    submission: Submission,
+    now: datetime,
+    hints: Hints = HINTS,
+    *,
+    admitted: bool = False,
 ) -> Flow[SubmissionView | Refused]:
     """Record the holder's answers exactly once; with a key, a retry replays the first reply.
 
     In one statement when this process knows the assignment's project and schema (it leased
     it); otherwise, or when that statement changed nothing, by reading the assignment first.
+    A late label in a project with a budget is written only when ``admitted``
+    (``budget.admit_late_label`` ran in this transaction); otherwise it comes back REFUSED,
+    and the API takes the session path, which admits first.
     """
     fields = {
         "assignment_id": assignment_id,
@@ -280,6 +312,7 @@ def submit(
         "duration_ms": submission.duration_ms,
         "key": submission.key,
         "request_hash": submission.digest if submission.key is not None else None,
+        "admitted": admitted,
     }
     known = hints.known(assignment_id)
     clean = _checked(submission, known.schema) if known is not None else None
@@ -326,7 +359,7 @@ def _read_then_write(
         if not rows:
             return REFUSED
         user_id, used_at, status, task_id, project_id, version, schema_text = rows[0][:7]
-        hides, recorded, response, pays = rows[0][7:]
+        hides, recorded, response, pays, expires_at, capped = rows[0][7:]
         hints.learnt(project_id, version, schema_text, hides, pays)
         touch = touch_statement(who, used_at, now)
         if touch is not None:
@@ -335,6 +368,9 @@ def _read_then_write(
             found = yield statement(_annotation, who, annotation_id=response["annotation_id"])
             return replayed(found, hides)
         refuse_finished(assignment_id, status)
+        late = status != LEASED or expires_at <= now
+        if late and capped and not fields["admitted"]:
+            return REFUSED  # the session path admits it against the budget first
         schema = schema_from_text(schema_text)
         data: Any = {}
         if reads_task_data(schema):
