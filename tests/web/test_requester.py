@@ -5,13 +5,17 @@ import json
 import re
 from collections.abc import Callable
 
+import numpy as np
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
 from tests.web.conftest import Visitor
 
 from quorum.db.models import Membership, Project, Role, Task
-from quorum.domain import assignments
+from quorum.domain import aggregation, assignments, dashboard
+from quorum.domain.projects import schema_of
+from quorum.truth import DawidSkene, apply_temperature, fit_temperature
 
 Visit = Callable[[Person | None], Visitor]
 YAML_SCHEMA = """questions:
@@ -160,3 +164,47 @@ def test_owners_manage_members(visit: Visit, make: Factory, session: Session) ->
     visitor.form(f"/projects/{project.id}/members/{newcomer.user.id}/remove")
     session.expire_all()
     assert session.get(Membership, (project.id, newcomer.user.id)) is None
+
+
+def test_the_lowest_agreement_tasks_show_the_calibrated_confidence(
+    visit: Visit, make: Factory, session: Session
+) -> None:
+    # 14 tasks, 12 of them gold; annotators a and b are both wrong on 3 of them. Not clamped,
+    # every task shows the crowd's confidence tempered by the temperature fitted on the gold
+    # tasks' blind Dawid-Skene posteriors.
+    owner = make.person("rhea")
+    team = [make.person("a"), make.person("b"), make.person("c")]
+    project = make.project(owner, policy={"overlap": 3}, members={Role.annotator: team})
+    truth = ["yes" if i % 2 else "no" for i in range(14)]
+    make.tasks(
+        project,
+        [
+            {"data": {"q": i}, **({"gold": {"label": truth[i]}} if i < 12 else {})}
+            for i in range(14)
+        ],
+    )
+    wrong = [lambda i: i % 5 == 0, lambda i: i % 5 == 0 or i % 7 == 3, lambda i: i % 3 == 1]
+    for person, errs in zip(team, wrong, strict=True):
+        while lease := assignments.lease(session, project, person.user):
+            i = lease.task.data["q"]
+            answer = {"yes": "no", "no": "yes"}[truth[i]] if errs(i) else truth[i]
+            assignments.submit(session, lease.assignment.id, person.user, {"label": answer})
+    labels = aggregation.load_labels(session, project.id, schema_of(project))
+    tasks, task = np.unique(labels.task_id, return_inverse=True)
+    _, worker = np.unique(labels.worker_id, return_inverse=True)
+    said = np.array(labels.answers.column("label").to_pylist()) == "yes"  # classes: no, yes
+    blind = DawidSkene().fit(task, worker, said.astype(np.int64), n_classes=2).probas_
+    data: dict[int, dict[str, int]] = dict(session.execute(select(Task.id, Task.data)).all())
+    index = np.array([data[t]["q"] for t in tasks.tolist()])
+    gold, is_yes = index < 12, np.array([truth[i] == "yes" for i in index], np.int64)
+    tempered = apply_temperature(blind, fit_temperature(blind[gold], is_yes[gold]))
+    expected = dict(zip(tasks.tolist(), tempered.max(axis=1).tolist(), strict=True))
+    lowest = dashboard.project_overview(session, project).lowest
+    assert len(lowest) == 10
+    for low in lowest:
+        assert low.confidence == pytest.approx(expected[low.task_id], abs=1e-9)
+    rows = np.searchsorted(tasks, [low.task_id for low in lowest])
+    assert blind.max(axis=1)[rows].min() > 0.999  # raw Dawid-Skene: all near 100%
+    assert max(low.confidence or 1.0 for low in lowest) < 0.8  # 3 of 12 gold answers wrong
+    page = visit(owner).get(f"/projects/{project.id}/dashboard").text
+    assert f'<td class="num">{lowest[0].confidence * 100:.0f}%</td>' in page

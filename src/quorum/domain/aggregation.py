@@ -26,8 +26,11 @@ Rules per question kind (docs/import-export.md):
 - ``text``: no aggregate; the answer and confidence are null (the texts are in the labels).
 
 Gold is clamped, as the estimators do (DESIGN §5): where a task has gold for a question, its
-answer is the gold with confidence 1. Labels rejected in review are left out, and so are the
-labels of annotators paused in the project (``quorum.domain.pause``).
+answer is the gold with confidence 1. With ``clamp_gold=False`` (``use_gold=False``) it is not:
+every answer is the crowd's own, from one fit that never sees the gold, and the gold only
+calibrates the confidences, of gold tasks too (spans: only the spans someone marked are
+candidates). Labels rejected in review are left out, and so are the labels of annotators paused
+in the project (``quorum.domain.pause``).
 """
 
 from collections.abc import Sequence
@@ -162,11 +165,13 @@ def check_method(method: str) -> str:
 def aggregate_project(
     session: Session, project: Project, *, method: str = DEFAULT_METHOD, use_gold: bool = True
 ) -> Aggregate:
-    """Aggregate every usable label of ``project``; ``use_gold=False`` to measure against gold."""
+    """Aggregate every usable label of ``project``, its gold clamped. ``use_gold=False`` for
+    the crowd's own answers (to show or measure against gold): gold is not clamped, but still
+    calibrates the confidences when there is enough of it."""
     schema = schema_of(project)
     labels = load_labels(session, project.id, schema)
-    gold = load_gold(session, project.id, schema) if use_gold else None
-    return aggregate(schema, labels, method=method, gold=gold)
+    gold = load_gold(session, project.id, schema)
+    return aggregate(schema, labels, method=method, gold=gold, clamp_gold=use_gold)
 
 
 def load_labels(
@@ -276,8 +281,10 @@ def aggregate(
     *,
     method: str = DEFAULT_METHOD,
     gold: Gold | None = None,
+    clamp_gold: bool = True,
 ) -> Aggregate:
-    """Answers and confidences of every labelled task, question by question (rules above)."""
+    """Answers and confidences of every labelled task, question by question (rules above);
+    ``clamp_gold=False``: gold only calibrates."""
     check_method(method)
     task_ids, task = np.unique(labels.task_id, return_inverse=True)
     worker_ids, worker = np.unique(labels.worker_id, return_inverse=True)
@@ -286,7 +293,7 @@ def aggregate(
     hit = task_ids[found] == gold.task_id if task_ids.size else np.zeros(gold.task_id.size, bool)
     crowd = rules.Crowd(
         method, task.reshape(-1), worker.reshape(-1), task_ids.size, worker_ids.size,
-        np.where(hit, found, -1), gold.answers,
+        np.where(hit, found, -1), gold.answers, clamp_gold,
     )  # fmt: skip
     questions = {
         q.name: _aggregate_question(crowd, q, labels.answers.column(q.name).combine_chunks())

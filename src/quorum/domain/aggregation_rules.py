@@ -43,6 +43,7 @@ class Crowd:
     n_workers: int
     gold_task: IntArray  # per row of ``gold``, the code of its task (-1: it has no labels)
     gold: pa.Table  # gold answers, one column per question
+    clamp_gold: bool  # else gold only calibrates: the answers are the crowd's own
 
     def gold_column(self, name: str, kind: pa.DataType) -> tuple[IntArray, pa.Array]:
         """Task codes and gold values of the labelled tasks that have gold for ``name``."""
@@ -61,24 +62,33 @@ class Crowd:
         n_classes: int,
         item_task: IntArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """Posteriors ``(len(gold), n_classes)`` of items from their labels, gold clamped, and
-        the same with those of the items without gold tempered by the temperature that best
-        fits the gold (``quorum.truth.calibration``) when at least ``MIN_CALIBRATION_GOLD``
-        tasks have labelled items with gold; ``item_task[i]`` is the
-        task of item ``i`` (by default each item is a task). The temperature is fitted on
-        posteriors that did not see the gold: ``auto``'s out-of-fold ones, else a second fit
-        without it. Decide on the first: tempering keeps the order of an item's classes, but
-        floors posteriors at 1e-6 first, which can tie them."""
-        fitted = self._estimator(item, worker, label, gold, n_classes)
+        """Posteriors ``(len(gold), n_classes)`` of items from their labels, and the same
+        tempered by the temperature that best fits the gold (``quorum.truth.calibration``) when
+        at least ``MIN_CALIBRATION_GOLD`` tasks have labelled items with gold; ``item_task[i]``
+        is the task of item ``i`` (by default each item is a task).
+
+        With ``clamp_gold`` the gold is clamped and only the items without gold are tempered,
+        by a temperature fitted on posteriors that did not see the gold: ``auto``'s out-of-fold
+        ones, else a second fit without it. Without, the one fit is blind (``auto`` is then
+        Dawid-Skene), every item is tempered, and a gold code ``n_classes`` is a value no label
+        gave. Decide on the first: tempering keeps the order of an item's classes, but floors
+        posteriors at 1e-6 first, which can tie them."""
+        blind_gold = np.full_like(gold, -1)
+        fitted = self._estimator(
+            item, worker, label, gold if self.clamp_gold else blind_gold, n_classes
+        )
         labelled = np.bincount(item, minlength=gold.size) > 0
         known = np.flatnonzero((gold >= 0) & labelled)
         tasks = known if item_task is None else np.unique(item_task[known])
         if tasks.size < MIN_CALIBRATION_GOLD:
             return fitted.probas_, fitted.probas_
+        if not self.clamp_gold:
+            temperature = _fit_blind_temperature(fitted.probas_[known], gold[known])
+            return fitted.probas_, apply_temperature(fitted.probas_, temperature)
         if isinstance(fitted, Auto):
             temperature = fitted.temperature_
         else:
-            blind = self._estimator(item, worker, label, np.full_like(gold, -1), n_classes)
+            blind = self._estimator(item, worker, label, blind_gold, n_classes)
             temperature = fit_temperature(blind.probas_[known], gold[known])
         tempered = apply_temperature(fitted.probas_, temperature)
         return fitted.probas_, np.where((gold >= 0)[:, None], fitted.probas_, tempered)
@@ -97,6 +107,13 @@ class Crowd:
         return present
 
 
+def _fit_blind_temperature(probas: FloatArray, gold: IntArray) -> float:
+    """:func:`fit_temperature` where a gold code past the last class (a value no label gave) is
+    a class of posterior 0: a sure miss, which the temperature must account for."""
+    unseen = int(gold.max(initial=-1)) + 1 - probas.shape[1]
+    return fit_temperature(np.pad(probas, ((0, 0), (0, max(unseen, 0)))), gold)
+
+
 def nothing(crowd: Crowd, kind: pa.DataType) -> QuestionAggregate:
     return QuestionAggregate(pa.nulls(crowd.n_tasks, kind), np.full(crowd.n_tasks, np.nan))
 
@@ -108,11 +125,20 @@ def categorical(
     calibrated on the question's gold when there is enough (``Crowd.calibrated_fit``)."""
     gold_task, gold_values = crowd.gold_column(name, column.type)
     values = column.filter(pa.array(answered))
-    classes, codes = _encode(pa.concat_arrays([values, gold_values]))
     gold = np.full(crowd.n_tasks, -1, np.int64)
-    gold[gold_task] = codes[len(values) :]
+    if crowd.clamp_gold:  # a gold value no label gave is one more class, the answer of its tasks
+        classes, codes = _encode(pa.concat_arrays([values, gold_values]))
+        gold[gold_task] = codes[len(values) :]
+        codes = codes[: len(values)]
+    else:
+        # NOTE: the labels' classes only, as without gold. A class without labels still moves
+        # the posteriors of DS, ODS, GLAD and MACE (by up to 0.11 in a simulation) and could
+        # take an answer; a gold value no label gave calibrates as a class of posterior 0.
+        classes, codes = _encode(values)
+        found = pc.index_in(gold_values, value_set=classes).fill_null(len(classes))
+        gold[gold_task] = found.to_numpy(zero_copy_only=False)
     probas, calibrated = crowd.calibrated_fit(
-        crowd.task[answered], crowd.worker[answered], codes[: len(values)], gold, len(classes)
+        crowd.task[answered], crowd.worker[answered], codes, gold, len(classes)
     )
     best = probas.argmax(axis=1)
     present = crowd.answered(answered)
@@ -219,36 +245,17 @@ class _Spans:
 def spans(
     crowd: Crowd, question: SpansQuestion, column: pa.Array, answered: BoolArray
 ) -> QuestionAggregate:
-    """One yes/no decision per distinct span anyone marked (or gold holds), voted on by all
-    who answered; confidence as for :func:`multi_choice`."""
+    """One yes/no decision per distinct span anyone marked (or clamped gold holds), voted on
+    by all who answered; confidence as for :func:`multi_choice`."""
     labels = pc.sort_indices(pa.array(question.labels))
     labels = pa.array(question.labels).take(labels)
     marked = _Spans.of(column.filter(pa.array(answered)), labels)
     label_task, label_worker = crowd.task[answered], crowd.worker[answered]
     gold_task, gold_values = crowd.gold_column(question.name, column.type)
     golden = _Spans.of(gold_values, labels)
-    task = np.concatenate([label_task[marked.row], gold_task[golden.row]])
-    start, end = (
-        np.concatenate([marked.start, golden.start]),
-        np.concatenate([marked.end, golden.end]),
-    )
-    label = np.concatenate([marked.label, golden.label])
-    order = np.lexsort((label, end, start, task))
-    key = np.stack([task, start, end, label])[:, order]
-    new = np.ones(order.size, bool)
-    new[1:] = (key[:, 1:] != key[:, :-1]).any(axis=0)
-    candidate = np.empty(order.size, np.int64)
-    candidate[order] = np.cumsum(new) - 1  # each span's candidate; candidates sorted by task
-    c_task, c_start, c_end, c_label = key[:, new]
-    n_marked = marked.row.size
-    votes = _span_votes(label_task, c_task, marked.row, candidate[:n_marked], crowd.n_tasks)
-    gold = np.full(c_task.size, -1, np.int64)
-    has_gold = np.zeros(crowd.n_tasks, bool)
-    has_gold[gold_task] = True
-    # A gold task's candidates are all gold decisions, clamped and fitting the temperature: yes
-    # for its gold spans (those nobody marked too: the crowd's misses), no for the others.
-    gold[has_gold[c_task]] = 0
-    gold[candidate[n_marked:]] = 1
+    found, mark, gold = _candidates(crowd, label_task, marked, gold_task, golden)
+    c_task, c_start, c_end, c_label = found
+    votes = _span_votes(label_task, c_task, marked.row, mark, crowd.n_tasks)
     p, calibrated = _yes_probability(
         crowd, votes[1], label_worker[votes[0]], votes[2], gold, c_task
     )
@@ -263,6 +270,41 @@ def spans(
     sure = np.log(np.where(keep, calibrated, 1 - calibrated).clip(min=1e-300))
     confidence = np.exp(np.bincount(c_task, weights=sure, minlength=crowd.n_tasks))
     return QuestionAggregate(answer, np.where(present, confidence, np.nan))
+
+
+def _candidates(
+    crowd: Crowd, label_task: IntArray, marked: _Spans, gold_task: IntArray, golden: _Spans
+) -> tuple[IntArray, IntArray, IntArray]:
+    """The candidate spans as rows task, start, end, label (sorted by task), the candidate of
+    each marked span, and each candidate's gold decision (-1: none).
+
+    A gold task's candidates are all gold decisions (clamped if gold is, fitting the temperature
+    either way): yes for its gold spans, no for the others. With gold clamped its gold spans are
+    all candidates (those nobody marked too: the crowd's misses); else only the spans someone
+    marked are, so that gold never adds a span to the crowd's answer."""
+    task = np.concatenate([label_task[marked.row], gold_task[golden.row]])
+    start, end = (
+        np.concatenate([marked.start, golden.start]),
+        np.concatenate([marked.end, golden.end]),
+    )
+    label = np.concatenate([marked.label, golden.label])
+    order = np.lexsort((label, end, start, task))
+    key = np.stack([task, start, end, label])[:, order]
+    new = np.ones(order.size, bool)
+    new[1:] = (key[:, 1:] != key[:, :-1]).any(axis=0)
+    candidate = np.empty(order.size, np.int64)
+    candidate[order] = np.cumsum(new) - 1  # each span's candidate; candidates sorted by task
+    found, mark = key[:, new], candidate[: marked.row.size]
+    gold = np.full(found.shape[1], -1, np.int64)
+    has_gold = np.zeros(crowd.n_tasks, bool)
+    has_gold[gold_task] = True
+    gold[has_gold[found[0]]] = 0
+    gold[candidate[marked.row.size :]] = 1
+    if crowd.clamp_gold:
+        return found, mark, gold
+    someone = np.zeros(gold.size, bool)
+    someone[mark] = True
+    return found[:, someone], (np.cumsum(someone) - 1)[mark], gold[someone]
 
 
 def _span_votes(
@@ -323,6 +365,8 @@ def ranking(
     score[np.arange(width)[None, :] >= size[:, None]] = -np.inf
     consensus = np.argsort(-score, axis=1, kind="stable")
     gold_task, gold_values = crowd.gold_column(question.name, column.type)
+    if not crowd.clamp_gold:  # gold has no estimator to calibrate here: it is left out
+        gold_task, gold_values = gold_task[:0], gold_values[:0]
     consensus[gold_task] = _padded(gold_values, width)
     places = np.full((len(lists), width), -1, np.int64)
     places[row, flat] = position

@@ -250,7 +250,8 @@ def _confidence(
 ) -> dict[int, float | None]:
     """How sure the crowd's aggregated answer of each task is (its least sure question).
 
-    Without gold: clamped to gold, every gold task would read 100% however its labels disagree.
+    Gold is not clamped (every gold task would read 100% however its labels disagree) but, as
+    in the export, calibrates the confidences once 10 labelled tasks have gold for a question.
     """
     if not task_ids:
         return {}
