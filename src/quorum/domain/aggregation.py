@@ -1,7 +1,8 @@
 """Per-task answers with a confidence, from a project's labels: the one place that aggregates.
 
-Export, the quality loop and the dashboard call :func:`aggregate_project`, or
-:func:`load_labels` then :func:`aggregate` to reuse or filter the labels. Every step is
+The dashboard and the vendor audit report call :func:`aggregate_project`; the export calls
+:func:`load_labels` then :func:`aggregate` to reuse or filter the labels, and the quality loop
+reads labels and gold here too (:func:`load_labels`, :func:`load_gold`). Every step is
 vectorized over all labels at once (NumPy and PyArrow); nothing loops per label in Python.
 
 Rules per question kind (docs/import-export.md):
