@@ -43,6 +43,7 @@ from quorum.db.models import (
 )
 from quorum.db.types import utcnow
 from quorum.domain.errors import Conflict
+from quorum.domain.lease_rules import late
 from quorum.domain.ledger import project_spend
 
 RECENT = timedelta(days=7)
@@ -61,14 +62,10 @@ def admit_lease(session: Session, project_id: int, user_id: int, now: datetime) 
     policy = session.scalar(select(Project.policy).where(Project.id == project_id))
     if policy is None or _limits(policy) is None:
         return True
-    locked = select(Project.policy).where(Project.id == project_id)
-    policy = session.scalar(locked.with_for_update(key_share=True))  # re-read under the lock
-    limits = _limits(policy or {})
+    limits = _locked_limits(session, project_id)  # re-read under the lock
     if limits is None or _holds_live_lease(session, project_id, user_id, now):
         return True  # a held lease is handed back, and was counted when it was taken
-    budget, rate = limits
-    labels, leases = committed_work(session, project_id, now)
-    return (labels + leases + 1) * rate <= budget
+    return _room_for_one(session, project_id, limits, now)
 
 
 def admit_late_label(session: Session, assignment_id: int, user_id: int, now: datetime) -> bool:
@@ -86,23 +83,35 @@ def admit_late_label(session: Session, assignment_id: int, user_id: int, now: da
     if found is None:
         return False
     status, expires_at, task_id, project_id = found
-    late = status == AssignmentStatus.expired or (
-        status == AssignmentStatus.leased and expires_at <= now
-    )
-    if not late:
+    if status not in (AssignmentStatus.leased, AssignmentStatus.expired):
+        return False  # submitted or skipped: a replay, or refused by the submit
+    if not late(status, expires_at, now):
         return False
-    locked = select(Project.policy).where(Project.id == project_id)
-    limits = _limits(session.scalar(locked.with_for_update(key_share=True)) or {})
+    limits = _locked_limits(session, project_id)
     if limits is None:
         return False
-    budget, rate = limits
-    labels, leases = committed_work(session, project_id, now)
-    if (labels + leases + 1) * rate > budget:
+    if not _room_for_one(session, project_id, limits, now):
         raise Conflict(
             f"the lease on task {task_id} expired and the project's budget went to other "
             "work meanwhile; ask for the next task"
         )
     return True
+
+
+def _locked_limits(session: Session, project_id: int) -> tuple[int, int] | None:
+    """The project's limits, read under the lock that admissions take in turn (FOR NO KEY
+    UPDATE of its row, until the transaction ends)."""
+    locked = select(Project.policy).where(Project.id == project_id)
+    return _limits(session.scalar(locked.with_for_update(key_share=True)) or {})
+
+
+def _room_for_one(
+    session: Session, project_id: int, limits: tuple[int, int], now: datetime
+) -> bool:
+    """Whether the work the project committed, plus one more label, fits its budget."""
+    budget, rate = limits
+    labels, leases = committed_work(session, project_id, now)
+    return (labels + leases + 1) * rate <= budget
 
 
 def _holds_live_lease(session: Session, project_id: int, user_id: int, now: datetime) -> bool:

@@ -277,6 +277,13 @@ def refuse_finished(assignment_id: int, status: str) -> None:
         raise Conflict(f"assignment {assignment_id} was skipped; ask for the next task")
 
 
+def late(status: str, expires_at: datetime, now: datetime) -> bool:
+    """Whether a label on an open assignment (leased or expired) would be late: its lease is
+    past its time, reclaimed or not yet. It then needs a slot still free and, in a project
+    with a budget, a share of the budget (``budget.admit_late_label``)."""
+    return status == EXPIRED or expires_at <= now
+
+
 @lru_cache(maxsize=256)
 def schema_from_text(text: str) -> QuestionSchema:
     """A project's schema from its stored JSON text (cached: every submit needs it)."""

@@ -51,6 +51,7 @@ from quorum.domain.lease_rules import (
     Refused,
     Submission,
     SubmissionView,
+    late,
     reads_task_data,
     refuse_finished,
     schema_from_text,
@@ -368,8 +369,7 @@ def _read_then_write(
             found = yield statement(_annotation, who, annotation_id=response["annotation_id"])
             return replayed(found, hides)
         refuse_finished(assignment_id, status)
-        late = status != LEASED or expires_at <= now
-        if late and capped and not fields["admitted"]:
+        if capped and late(status, expires_at, now) and not fields["admitted"]:
             return REFUSED  # the session path admits it against the budget first
         schema = schema_from_text(schema_text)
         data: Any = {}
