@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from markupsafe import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from quorum.db.types import utcnow
 from quorum.domain import assignments, quality_jobs, reviews, spam, workforce
 from quorum.domain.reviews import ToReview
 from quorum.domain.trust import Trust
+from quorum.web import quality as web_quality
 
 Visit = Callable[[Person | None], Visitor]
 SECRET = "SECRET-GOLD-NOTE"
@@ -410,3 +412,33 @@ def test_the_review_queue_shows_why_each_label_is_there(
     assert f'<li dir="auto">{escape(fast)}</li>' in page
     assert f'<li dir="auto">{escape(line)}</li>' in page
     assert 'id="queue"' in page and "review_rate 0.1" in page and "sampled" in page
+
+
+def test_the_dashboard_says_when_labels_wait_for_the_quality_loop(
+    visit: Visit,
+    make: Factory,
+    session: Session,
+    database: Database,
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner, _, annotator, project = gold_world(make, {}, real=3, gold=0)
+    visitor = visit(annotator)
+    visitor.get(f"/projects/{project.id}/label")
+    for _ in range(3):
+        seen_by_annotator(visitor, project)
+    dashboard, api = f"/projects/{project.id}/dashboard", f"/api/v1/projects/{project.id}/quality"
+    page = visit(owner).get(dashboard).text
+    assert re.search(r'id="loop-waiting"><b>3</b><span>labels waiting', page)
+    assert 'id="loop-behind"' not in page  # just arrived: the loop has not had its turn yet
+    found = client.get(api, headers=owner.headers).json()
+    assert found["waiting_labels"] == 3 and found["waiting_since"] is not None
+    later = utcnow() + timedelta(minutes=3)  # no loop ran meanwhile: the page says so
+    monkeypatch.setattr(web_quality, "utcnow", lambda: later)
+    page = visit(owner).get(dashboard).text
+    assert 'id="loop-behind"' in page and "quorum worker" in page
+    sweep(database, session)
+    page = visit(owner).get(dashboard).text
+    assert re.search(r'id="loop-waiting"><b>0</b>', page) and 'id="loop-behind"' not in page
+    found = client.get(api, headers=owner.headers).json()
+    assert found["waiting_labels"] == 0 and found["waiting_since"] is None

@@ -60,6 +60,8 @@ def read_quality(project_id: Id, session: SessionDep, user: CurrentUser) -> Proj
         escalated_waiting=found.escalated_waiting,
         fitted_at=found.fitted_at,
         fitted_labels=found.fitted_labels,
+        waiting_labels=found.waiting_labels,
+        waiting_since=found.waiting_since,
         annotators=[_annotator(a) for a in found.annotators],
     )
 

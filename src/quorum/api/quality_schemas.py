@@ -103,6 +103,12 @@ class ProjectQualityPublic(BaseModel):
     escalated_waiting: int = Field(description="open tasks whose next slot is for a higher tier")
     fitted_at: datetime | None = Field(description="the last whole-project re-aggregation")
     fitted_labels: int
+    waiting_labels: int = Field(
+        description="labels the quality loop has not processed yet (grading, flags, review "
+        "sampling, adaptive overlap); a count that only grows means no loop is running: on "
+        "PostgreSQL it runs in `quorum worker`"
+    )
+    waiting_since: datetime | None = Field(description="when the oldest of those came in")
     annotators: list[AnnotatorQualityPublic]
 
 

@@ -68,6 +68,10 @@ class ProjectQuality:
     qualification_tasks: int
     fitted_at: datetime | None
     fitted_labels: int
+    # Labels the loop has not processed yet, and when the oldest came: a number that only grows
+    # means the loop is not running (on PostgreSQL it runs in ``quorum worker``).
+    waiting_labels: int = 0
+    waiting_since: datetime | None = None
     domains: list[str] = field(default_factory=list)  # the project's ("general" if none)
 
 
@@ -135,6 +139,12 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
         select(func.count()).where(Task.project_id == project.id, Task.gold.is_not(None))
     )
     loop = session.get(QualityState, project.id)
+    waiting, since = session.execute(
+        select(func.count(), func.min(Annotation.submitted_at)).where(
+            Annotation.project_id == project.id,
+            Annotation.id > (loop.annotation_watermark if loop else 0),
+        )
+    ).one()
     return ProjectQuality(
         accuracy_floor=policy.accuracy_floor,
         pause_certainty=PAUSE_CERTAINTY,
@@ -144,6 +154,8 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
         qualification_tasks=len(qualification.task_ids(session, project)),
         fitted_at=loop.fitted_at if loop else None,
         fitted_labels=loop.fitted_labels if loop else 0,
+        waiting_labels=int(waiting or 0),
+        waiting_since=since,
         domains=domains,
     )
 

@@ -7,7 +7,7 @@ qualification again from it (POST forms). Everything is read in a fixed number o
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quorum.db.models import Project, ProjectWorker, QualificationAttempt, Role, User
+from quorum.db.types import utcnow
 from quorum.domain import pause, policies, projects, qualification
 from quorum.domain.errors import Conflict
 from quorum.domain.projects import policy_of
@@ -24,6 +25,9 @@ from quorum.domain.trust import CREDIBLE, Trust
 from quorum.web.deps import CurrentUser, PageId, SessionDep, flash
 
 router = APIRouter()
+# Labels older than this still waiting for the loop (which runs every few seconds) mean it is
+# not running: the panel says so.
+LOOP_BEHIND = timedelta(minutes=2)
 Figure = dict[str, Any]
 AUTO = "auto: "
 BY_OWNER = "by an owner: "
@@ -58,6 +62,12 @@ class Panel:
     pass_rate: float | None
     see_reasons: bool
     manage: bool
+
+    @property
+    def loop_behind(self) -> bool:
+        """Labels have waited for the quality loop for longer than it ever takes to run."""
+        since = self.q.waiting_since
+        return since is not None and utcnow() - since > LOOP_BEHIND
 
     @property
     def paused(self) -> list[Row]:
