@@ -72,7 +72,7 @@ class CpuClock:
             if pid.isdigit():
                 role = self._role(int(pid))
                 if role is not None:
-                    used[role] += self._cpu(int(pid)) / tick
+                    used[role] += cpu_seconds(int(pid))
         with open("/proc/stat") as stat:
             fields = [int(v) for v in stat.readline().split()[1:]]
         used["machine"] = (sum(fields) - fields[3] - fields[4]) / tick  # all but idle, iowait
@@ -94,14 +94,15 @@ class CpuClock:
             return "database" if f" {self.database_name} " in command else None
         return None
 
-    @staticmethod
-    def _cpu(pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0
-        return int(fields[11]) + int(fields[12])
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) a process has used, from /proc; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

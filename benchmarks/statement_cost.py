@@ -21,14 +21,13 @@ of everything else, and the later ones find finished tasks there.
 import argparse
 import asyncio
 import json
-import os
 import random
 import time
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from annotation_loop import ensure_postgres_database, prepare, vacuum
+from annotation_loop import cpu_seconds, ensure_postgres_database, prepare, vacuum
 from quorum.db.engine import Database, make_engine, run_flow_async
 from quorum.db.models import Project
 from quorum.db.types import utcnow
@@ -37,12 +36,6 @@ from quorum.domain.lease_rules import Submission
 from quorum.domain.tasks import Record, import_tasks
 
 ANSWERS = ("yes", "no", "maybe")
-
-
-def backend_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def connect(url: str, *, durable: bool) -> tuple[AsyncConnectionPool, int]:
@@ -75,7 +68,7 @@ async def measure(url: str, args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     for index, token in enumerate(setup.annotator_tokens):
         who = pg_statements.Token(users.token_digest(token))
-        lease_cpu, submit_cpu = backend_cpu(lease_pid), backend_cpu(submit_pid)
+        lease_cpu, submit_cpu = cpu_seconds(lease_pid), cpu_seconds(submit_pid)
         started = time.perf_counter()
         labels = 0
         while labels < args.labels and await label(leasing, submitting, setup.project_id, who, rng):
@@ -84,8 +77,8 @@ async def measure(url: str, args: argparse.Namespace) -> None:
         figures = {
             "annotator": index,
             "labels": labels,
-            "lease_us": round((backend_cpu(lease_pid) - lease_cpu) * per_label),
-            "submit_us": round((backend_cpu(submit_pid) - submit_cpu) * per_label),
+            "lease_us": round((cpu_seconds(lease_pid) - lease_cpu) * per_label),
+            "submit_us": round((cpu_seconds(submit_pid) - submit_cpu) * per_label),
             "wall_us_per_label": round((time.perf_counter() - started) * per_label),
         }
         print(json.dumps(figures), flush=True)

@@ -161,8 +161,8 @@ def _yes_probability(
     crowd: Crowd, item: IntArray, worker: IntArray, bit: IntArray, gold: IntArray, task: IntArray
 ) -> tuple[FloatArray, FloatArray]:
     """P(yes) per item (``task[i]`` is the task of item ``i``) from yes/no labels, through the
-    chosen estimator, gold clamped: as fitted, to decide on, and as calibrated on the gold
-    tasks' decisions (``Crowd.calibrated_fit``), for the confidence."""
+    chosen estimator (gold clamped when the crowd clamps it): as fitted, to decide on, and as
+    calibrated on the gold tasks' decisions (``Crowd.calibrated_fit``), for the confidence."""
     if gold.size == 0:
         return np.zeros(0), np.zeros(0)
     probas, calibrated = crowd.calibrated_fit(item, worker, bit, gold, 2, task)
