@@ -85,6 +85,14 @@ def test_confusion_counts_pairs_and_gold() -> None:
     assert result.pairs == [[0, 2, 0], [2, 2, 0], [0, 0, 0]]
     assert result.gold == [[0, 0, 0], [1, 2, 0], [0, 0, 1]]
     assert figures.confusion(C, rows, {}).gold is None  # type: ignore[arg-type]
+    assert not result.empty
+
+
+def test_a_confusion_with_nothing_counted_is_empty() -> None:
+    gold_only = figures.confusion(C, [], {1: "no"})  # type: ignore[arg-type]
+    assert gold_only.gold == [[0, 0, 0]] * 3 and gold_only.empty
+    one_label = figures.confusion(C, labels([(1, "a", "yes")]), {})  # type: ignore[arg-type]
+    assert one_label.empty  # one label per task: no pair of annotators yet
 
 
 def test_per_task_agreement_and_the_lowest() -> None:

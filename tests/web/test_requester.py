@@ -137,6 +137,18 @@ def test_the_dashboard_shows_the_figures(visit: Visit, make: Factory, session: S
     assert 'id="lowest-table"' in page.text and "/vendor/plotly.min.js" in page.text
 
 
+def test_a_dashboard_without_labels_draws_no_empty_heatmap(
+    visit: Visit, make: Factory
+) -> None:
+    owner = make.person("rhea")
+    project = make.project(owner, policy={"overlap": 2})
+    make.tasks(project, [{"data": {"q": i}, "gold": {"label": "yes"}} for i in range(2)])
+    page = visit(owner).get(f"/projects/{project.id}/dashboard")
+    assert page.status_code == 200
+    assert 'id="chart-confusion-label"' not in page.text
+    assert "No labels on gold tasks yet." in page.text
+
+
 def test_plotly_is_served_from_the_package(client: object) -> None:
     from fastapi.testclient import TestClient
 

@@ -53,6 +53,11 @@ class Confusion:
     pairs: list[list[int]]  # how often two annotators of one task gave labels (row, column)
     gold: list[list[int]] | None  # rows: gold label, columns: the annotator's label
 
+    @property
+    def empty(self) -> bool:
+        """Nothing counted yet: a heatmap of zeros would only show an empty scale."""
+        return not any(any(row) for row in (self.gold or self.pairs))
+
 
 @dataclass(frozen=True)
 class TaskAgreement:

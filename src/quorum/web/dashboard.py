@@ -36,7 +36,8 @@ def charts(overview: Overview) -> dict[str, Figure]:
     if measured:
         specs["agreement"] = _agreement(measured)
     for confusion in overview.confusions:
-        specs[f"confusion-{confusion.question}"] = _confusion(confusion)
+        if not confusion.empty:
+            specs[f"confusion-{confusion.question}"] = _confusion(confusion)
     return specs
 
 
