@@ -137,9 +137,7 @@ def test_the_dashboard_shows_the_figures(visit: Visit, make: Factory, session: S
     assert 'id="lowest-table"' in page.text and "/vendor/plotly.min.js" in page.text
 
 
-def test_a_dashboard_without_labels_draws_no_empty_heatmap(
-    visit: Visit, make: Factory
-) -> None:
+def test_a_dashboard_without_labels_draws_no_empty_heatmap(visit: Visit, make: Factory) -> None:
     owner = make.person("rhea")
     project = make.project(owner, policy={"overlap": 2})
     make.tasks(project, [{"data": {"q": i}, "gold": {"label": "yes"}} for i in range(2)])
