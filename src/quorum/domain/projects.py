@@ -169,10 +169,12 @@ def _change_policy(session: Session, project: Project, new: ProjectPolicy) -> No
     lock_live_leases(session, project.id)
     # Qualification tasks keep theirs: it counts their qualifiers (quorum.domain.qualification).
     qualification = _qualification_last(session, project.id, old)
+    # A lower overlap takes no label back: a task keeps at least the labels it already has.
+    overlap = raised(ceiling(new.overlap + extra, new.ceiling), Task.n_submitted)
     session.execute(
         update(Task)
         .where(Task.project_id == project.id, or_(Task.gold.is_(None), Task.id > qualification))
-        .values(overlap=ceiling(new.overlap + extra, new.ceiling))
+        .values(overlap=overlap)
         .execution_options(synchronize_session=False)
     )
     release_leases_beyond_overlap(session, project.id)
