@@ -108,7 +108,11 @@ class Supervisor:
             signal.signal(signal.SIGTERM, self._stop)
             workers = [self._start() for _ in range(self.options.workers)]
             started = {worker.pid: time.monotonic() for worker in workers}
-            log.info("Started %d workers [%s]", len(workers), os.getpid())
+            host = f"[{self.options.host}]" if ":" in self.options.host else self.options.host
+            log.info(
+                "Started %d workers [%s]: Quorum on http://%s:%d (Press CTRL+C to quit)",
+                len(workers), os.getpid(), host, self.options.port,
+            )  # fmt: skip
             while not self.stopping:
                 time.sleep(0.2)
                 for index, worker in enumerate(workers):

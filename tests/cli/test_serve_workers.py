@@ -89,6 +89,15 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
 
 
 @pytest.mark.slow
+def test_the_supervisor_says_where_to_open_quorum(
+    server: tuple[subprocess.Popen[str], int], tmp_path: Path
+) -> None:
+    _, port = server
+    line = f"Quorum on http://127.0.0.1:{port}"
+    _wait_for(lambda: line in (tmp_path / "serve.log").read_text())
+
+
+@pytest.mark.slow
 def test_connections_spread_over_the_workers(server: tuple[subprocess.Popen[str], int]) -> None:
     process, port = server
 
