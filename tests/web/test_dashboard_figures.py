@@ -90,7 +90,10 @@ def test_confusion_counts_pairs_and_gold() -> None:
 
 def test_a_confusion_with_nothing_counted_is_empty() -> None:
     gold_only = figures.confusion(C, [], {1: "no"})  # type: ignore[arg-type]
-    assert gold_only.gold == [[0, 0, 0]] * 3 and gold_only.empty
+    assert gold_only.gold is None and gold_only.empty
+    pairs = labels([(2, "a", "yes"), (2, "b", "no")])  # no label on the gold task 1
+    off_gold = figures.confusion(C, pairs, {1: "no"})  # type: ignore[arg-type]
+    assert off_gold.gold is None and off_gold.pairs[0][1] == 1 and not off_gold.empty
     one_label = figures.confusion(C, labels([(1, "a", "yes")]), {})  # type: ignore[arg-type]
     assert one_label.empty  # one label per task: no pair of annotators yet
 

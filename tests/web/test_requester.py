@@ -144,7 +144,7 @@ def test_a_dashboard_without_labels_draws_no_empty_heatmap(visit: Visit, make: F
     page = visit(owner).get(f"/projects/{project.id}/dashboard")
     assert page.status_code == 200
     assert 'id="chart-confusion-label"' not in page.text
-    assert "No labels on gold tasks yet." in page.text
+    assert "No task has two labels yet." in page.text
 
 
 def test_plotly_is_served_from_the_package(client: object) -> None:

@@ -191,6 +191,8 @@ def confusion(question: ChoiceQuestion, labels: Sequence[Label], gold: dict[int,
         for label in labels:
             if label.task_id in known and label.value in index:
                 against[index[known[label.task_id]]][index[label.value]] += 1
+        if not any(any(row) for row in against):
+            against = None  # no label on a gold task yet: pairs of annotators say more
     return Confusion(question.name, names, pairs, against)
 
 
