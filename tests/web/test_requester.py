@@ -143,8 +143,9 @@ def test_a_dashboard_without_labels_draws_no_empty_heatmap(visit: Visit, make: F
     make.tasks(project, [{"data": {"q": i}, "gold": {"label": "yes"}} for i in range(2)])
     page = visit(owner).get(f"/projects/{project.id}/dashboard")
     assert page.status_code == 200
-    assert 'id="chart-confusion-label"' not in page.text
-    assert "No task has two labels yet." in page.text
+    confusion = page.text.split("<h2>Confusion</h2>")[1].split("</section>")[0]
+    assert 'id="chart-confusion-label"' not in confusion
+    assert "No task has two labels yet." in confusion
 
 
 def test_plotly_is_served_from_the_package(client: object) -> None:
