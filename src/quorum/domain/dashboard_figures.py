@@ -56,7 +56,7 @@ class Confusion:
     @property
     def empty(self) -> bool:
         """Nothing counted yet: a heatmap of zeros would only show an empty scale."""
-        return not any(any(row) for row in (self.gold or self.pairs))
+        return not _counted(self.gold or self.pairs)
 
 
 @dataclass(frozen=True)
@@ -191,9 +191,13 @@ def confusion(question: ChoiceQuestion, labels: Sequence[Label], gold: dict[int,
         for label in labels:
             if label.task_id in known and label.value in index:
                 against[index[known[label.task_id]]][index[label.value]] += 1
-        if not any(any(row) for row in against):
+        if not _counted(against):
             against = None  # no label on a gold task yet: pairs of annotators say more
     return Confusion(question.name, names, pairs, against)
+
+
+def _counted(matrix: list[list[int]]) -> bool:
+    return any(any(row) for row in matrix)
 
 
 def task_agreement(
