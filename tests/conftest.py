@@ -2,6 +2,7 @@
 on PostgreSQL too; each test runs inside a transaction that is rolled back afterwards."""
 
 import os
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from quorum.config import Settings
 from quorum.db.engine import Database, make_engine, normalize_url
 from quorum.db.migrate import upgrade
 from quorum.db.models import Project, Role, User
-from quorum.domain import projects, users
+from quorum.domain import leases_sqlite, projects, users
 from quorum.domain.tasks import Record, import_tasks
 
 POSTGRES_URL = os.environ.get("QUORUM_TEST_POSTGRES_URL")
@@ -110,6 +111,19 @@ def database(engine: Engine) -> Iterator[Database]:
 def session(database: Database) -> Iterator[Session]:
     with database.session(write=True) as session:
         yield session
+
+
+@pytest.fixture
+def seeded_coins(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """The hidden-gold coin, seeded: Python's on SQLite, the connection's random() on
+    PostgreSQL (the test's statements all run on its one connection)."""
+    monkeypatch.setattr(leases_sqlite, "_COIN", random.Random(8))
+    if "database" not in request.fixturenames:
+        return  # a test without the shared database (pure functions, its own files)
+    database: Database = request.getfixturevalue("database")
+    if not database.is_sqlite:
+        assert database.connection is not None
+        database.connection.execute(text("SELECT setseed(0.08)"))
 
 
 @pytest.fixture

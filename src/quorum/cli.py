@@ -128,6 +128,9 @@ def serve(
         settings.check_production_ready()
         database = open_database(settings)
         if demo_data:
+            typer.echo(
+                "Preparing the demo (the first time, simulated annotators label one project)"
+            )
             with database.session(write=True) as session:
                 _print_demo(demo.seed(session), f"http://{host}:{port}")
         database.dispose()

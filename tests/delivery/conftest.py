@@ -54,7 +54,7 @@ class Demo:
 
 @pytest.fixture
 def demo_world(session: Session) -> Demo:
-    result = demo.seed(session)
+    result = demo.seed(session, labelled=False)  # these tests label the demo themselves
     by_name = {
         name.removeprefix(demo.DEMO_MARK): session.get(Project, pid)
         for pid, name in result.projects

@@ -1,7 +1,6 @@
 """Fixtures for the quality loop: annotators working through the REST API, the loop's sweeps run
 by the test itself (deterministically, in the test's transaction), and seeded gold coins."""
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,12 +8,11 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
 
 from quorum.db.engine import Database
-from quorum.domain import leases_sqlite, quality_jobs, users
+from quorum.domain import quality_jobs, users
 
 CHOICE3 = {"questions": [{"name": "label", "kind": "choice", "options": ["a", "b", "c"]}]}
 
@@ -28,16 +26,8 @@ def quick_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def seeded_coins(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
-    """The hidden-gold coin, seeded: Python's on SQLite, the connection's random() on
-    PostgreSQL (the test's statements all run on its one connection)."""
-    monkeypatch.setattr(leases_sqlite, "_COIN", random.Random(8))
-    if "database" not in request.fixturenames:
-        return  # a test without the shared database (pure functions, its own files)
-    database: Database = request.getfixturevalue("database")
-    if not database.is_sqlite:
-        assert database.connection is not None
-        database.connection.execute(text("SELECT setseed(0.08)"))
+def _coins(seeded_coins: None) -> None:
+    """Every quality test draws the hidden-gold coin from a seed (``seeded_coins``)."""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The demo: one project per question kind, a requester, a reviewer and three annotators."""
+"""The demo: one project per question kind, a requester, a reviewer and three annotators, and
+one project already labelled by simulated annotators (``demo_crowd``)."""
 
 import json
 import secrets
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quorum.db.models import Project, Role, User
-from quorum.domain import projects, tasks, users, workforce
+from quorum.domain import demo_crowd, projects, tasks, users, workforce
 from quorum.domain.tasks import Record
 
 DEMO_MARK = "[demo] "
@@ -70,10 +71,12 @@ def demo_specs() -> list[dict[str, Any]]:
     return specs
 
 
-def seed(session: Session) -> DemoResult:
+def seed(session: Session, *, labelled: bool = True) -> DemoResult:
     """Create the demo once; on later runs reset the demo passwords so they can be printed again.
 
     Passwords are random for each run: a demo server left running is not open to a known password.
+    ``labelled=False`` leaves out the project simulated annotators label (``demo_crowd``), for
+    tests that label the demo themselves and need not wait for it.
     """
     people = {p.email: _person(session, p) for p in PEOPLE}
     sign_ins = []
@@ -85,6 +88,10 @@ def seed(session: Session) -> DemoResult:
     created = not existing
     if created:
         existing = [_project(session, spec, people) for spec in demo_specs()]
+    if created and labelled:
+        owner, reviewer = people[PEOPLE[0].email], people[PEOPLE[1].email]
+        name = DEMO_MARK + demo_crowd.PROJECT_NAME
+        existing.append(demo_crowd.seed(session, name, owner, reviewer))
     _, token = users.create_token(session, people[PEOPLE[0].email], "demo")
     return DemoResult(created, [(p.id, p.name) for p in existing], sign_ins, token)
 
