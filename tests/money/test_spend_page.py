@@ -38,6 +38,9 @@ def test_owners_see_spend_forecast_and_entries(
     assert world.annotators[0].user.email not in text
     spend = json.loads(re.search(r'id="chart-data">(.*?)</script>', text).group(1))["spend"]  # type: ignore[union-attr]
     assert [trace["name"] for trace in spend["data"]] == ["spent", "budget", "forecast"]
+    spent, budget_line, _ = spend["data"]
+    assert spent["y"] == [0, 1.5]  # from zero the day before: one day of spend is still a line
+    assert spent["x"][0] < spent["x"][1] and budget_line["x"] == spent["x"]
     annotator = Visitor(app)
     assert annotator.sign_in(world.annotators[0].user.email).status_code == 303
     assert annotator.get(f"/projects/{world.project.id}/spend").status_code == 403

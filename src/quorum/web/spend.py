@@ -1,5 +1,6 @@
 """A project's money (owners): budget, spend, forecast to completion, cost per label, ledger."""
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +35,9 @@ def spend_page(
 
 def _spend_chart(points: list[Any], figures: budget.Spend) -> dict[str, Any]:
     """Spend so far by day, in currency units, with the budget and the forecast as lines."""
+    # NOTE: from zero the day before the first spend: with one day of spend, a lone point
+    # gave a time axis of milliseconds and budget and forecast lines of no length.
+    points = [(points[0][0] - timedelta(days=1), 0), *points]
     x = [day.isoformat() for day, _ in points]
     data: list[dict[str, Any]] = [
         {"type": "scatter", "mode": "lines+markers", "x": x, "y": [c / 100 for _, c in points],
