@@ -38,3 +38,34 @@ def test_lowering_the_overlap_below_a_tasks_labels_keeps_them(
     projects.update_project(session, project, {"policy": {"overlap": 3}})
     assert tasks() == [(3, 2, TaskStatus.open), (3, 0, TaskStatus.open)]
     assert not any(assignment_audit.violations(session, project.id).values())
+
+
+def test_labels_kept_by_a_lower_overlap_are_no_extra_slots_later(
+    session: Session, make: Factory
+) -> None:
+    """Only the quality loop's extra slots are kept on top of a new overlap: a task that kept
+    its labels when the overlap was lowered gets the new overlap when it is raised again, with
+    max_overlap set too; and gold keeps the base overlap whatever the changes. Found by the
+    stateful test of the quality loop (tests/quality/test_stateful_quality.py)."""
+    owner = make.person("owner")
+    team = [make.person(name) for name in ("a", "b")]
+    project = make.project(owner, policy={"overlap": 2}, members={Role.annotator: team})
+    make.tasks(project, [{"data": {"n": 0}}, {"data": {"n": 1}, "gold": {"label": "yes"}}])
+    for person in team:
+        for _ in range(2):
+            lease = assignments.lease(session, project, person.user)
+            assert lease is not None
+            assignments.submit(session, lease.assignment.id, person.user, {"label": "yes"})
+
+    def tasks() -> list[tuple[int, int]]:
+        query = select(Task.overlap, Task.n_submitted).where(Task.project_id == project.id)
+        return [(o, n) for o, n in session.execute(query.order_by(Task.id))]
+
+    projects.update_project(session, project, {"policy": {"overlap": 1}})
+    assert tasks() == [(2, 2), (2, 2)]
+    projects.update_project(session, project, {"policy": {"overlap": 2, "max_overlap": 4}})
+    assert tasks() == [(2, 2), (2, 2)]  # both complete: the loop asked for nothing more
+    projects.update_project(session, project, {"policy": {"overlap": 1, "max_overlap": 4}})
+    projects.update_project(session, project, {"policy": {"overlap": 2, "max_overlap": 4}})
+    assert tasks()[1] == (2, 2)  # gold never gets extra slots (docs/quality.md)
+    assert not any(assignment_audit.violations(session, project.id).values())

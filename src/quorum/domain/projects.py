@@ -5,7 +5,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from quorum.db.models import Annotation, Membership, Project, Role, Task, User
@@ -162,9 +162,12 @@ def _change_policy(session: Session, project: Project, new: ProjectPolicy) -> No
     workforce.sync_project_domains(session, project.id, new.domain_levels)
     if new.overlap == old.overlap and new.ceiling == old.ceiling:
         return
-    # Keep the extra labels the quality loop asked for on top of the old overlap.
+    # Keep the extra labels the quality loop asked for on top of the old overlap. It asks
+    # for none under a fixed overlap, and never for gold: there, a task above the old overlap
+    # only kept the labels it had when the overlap was lowered (below), which are no extra.
     raised = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
-    extra = raised(Task.overlap - old.overlap, 0)
+    loop_extra = raised(Task.overlap - old.overlap, 0) if old.adaptive else literal(0)
+    extra = case((Task.gold.is_(None), loop_extra), else_=0)
     ceiling = func.min if session.get_bind().dialect.name == "sqlite" else func.least
     lock_live_leases(session, project.id)
     # Qualification tasks keep theirs: it counts their qualifiers (quorum.domain.qualification).
