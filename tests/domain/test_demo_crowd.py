@@ -7,8 +7,26 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from quorum.db.models import Annotation, Project, ProjectWorker, Review, Task, TaskStatus, User
-from quorum.domain import aggregation, assignment_audit, demo, demo_crowd, ledger, trust
+from quorum.db.models import (
+    Annotation,
+    Project,
+    ProjectWorker,
+    Review,
+    Task,
+    TaskStatus,
+    User,
+    Vendor,
+    VendorLabel,
+)
+from quorum.domain import (
+    aggregation,
+    assignment_audit,
+    audit_report,
+    demo,
+    demo_crowd,
+    ledger,
+    trust,
+)
 
 
 @pytest.mark.parametrize(
@@ -126,6 +144,24 @@ def test_the_seeded_project_shows_what_the_loop_measured(session: Session) -> No
     assert sources.get("sampled", 0) > 0 and sources.get("flagged", 0) > 0
     labels = session.scalar(select(func.count()).where(Annotation.project_id == pid))
     assert ledger.project_spend(session, pid) == labels * demo_crowd.POLICY["pay_per_task_cents"]
+
+    # The vendor audit: every sampled label checked by the experts, the careful vendor first,
+    # and each interval holds the vendor's accuracy over its whole delivery, which the report
+    # estimated from the sample alone.
+    audit = audit_report.report(session, project)
+    assert [v.vendor for v in audit.vendors] == [name for name, _, _ in demo_crowd.VENDORS]
+    for found_vendor in audit.vendors:
+        assert found_vendor.delivered == demo_crowd.TASKS
+        assert found_vendor.checked == found_vendor.sampled > 0
+        given = session.execute(
+            select(Task.external_id, VendorLabel.answers)
+            .join(Task, Task.id == VendorLabel.task_id)
+            .join(Vendor, Vendor.id == VendorLabel.vendor_id)
+            .where(Vendor.name == found_vendor.vendor)
+        ).all()
+        whole = np.mean([answers["category"] == truth[task] for task, answers in given])
+        assert found_vendor.wilson is not None
+        assert found_vendor.wilson.low <= whole <= found_vendor.wilson.high
 
 
 def test_the_demo_without_its_labelled_project(session: Session) -> None:

@@ -1,21 +1,23 @@
 """The demo's labelled project: simulated annotators label it through the platform's own rules.
 
 A fresh demo with empty projects shows none of what Quorum measures until someone labels. So
-the demo also seeds one project, blood-pressure readings to classify, that six simulated
+the demo also seeds one project, blood-pressure readings to classify, that eight simulated
 annotators have labelled through the same lease, submit and quality loop as production
 (``assignments.lease_view`` / ``submit_view``, ``quality_loop.tick`` / ``refit``), on a clock
 running over the two hours before the seed. Nothing is written around the rules: whatever the
 dashboard shows (trust with its interval, agreement, the confusion against gold, a paused
 annotator and why, labels flagged for review, extra labels where the crowd disagreed, the
-spend) is what the loop decided from these labels.
+spend, the vendor audit) is what the rules made of these labels.
 
 The readings are drawn with a fixed seed and each one's category follows the ACC/AHA 2017
 guideline (Whelton et al., Hypertension 71(6):e13-e115, 2018), applied to the mean of the two
 readings: normal below 120/80; elevated 120-129 with diastolic below 80; stage 1 at 130-139 or
 80-89; stage 2 at 140 or 90 and above; hypertensive crisis above 180 and/or above 120. A
 reading whose systolic and diastolic fall in different categories takes the higher one. A
-fifth of the tasks carry that answer as gold (hidden gold, at ``gold_rate`` 0.2); the others'
-answers are known only here, which is how a test can score the aggregate.
+third of the tasks carry that answer as gold (hidden gold at ``gold_rate`` 0.3; docs/demo.md
+says why so much); the others' answers are known only here, which is how a test can score the
+aggregate. Two vendors' deliveries of the same tasks, and the audit's sample of them, come in
+before the experts start (``VENDORS``).
 
 The annotators, by habit: five careful clinicians who slip now and then (mostly to a
 neighbouring category), one who classifies the first reading instead of the mean, one who
@@ -33,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from quorum.db.models import Project, Role, User
 from quorum.db.types import utcnow
-from quorum.domain import assignments, projects, quality_loop, users, workforce
+from quorum.domain import assignments, audits, projects, quality_loop, users, workforce
 from quorum.domain.lease_rules import Submission
 from quorum.domain.tasks import Record, import_tasks
 
@@ -47,7 +49,7 @@ CATEGORIES = (
     "hypertensive crisis",
 )
 TASKS = 80
-GOLD_EVERY = 4  # one task in four carries its answer as gold, every category alike
+GOLD_EVERY = 3  # a third of the tasks carry their answer as gold, every category alike
 SEED = 20_261_207
 HOURS = 2  # the simulated labelling ends at the seed's own time
 INSTRUCTIONS = """\
@@ -64,7 +66,7 @@ This project was labelled by simulated annotators when the demo was created (doc
 POLICY = {
     "overlap": 3,
     "max_overlap": 5,
-    "gold_rate": 0.2,
+    "gold_rate": 0.3,
     "review_rate": 0.1,
     "accuracy_floor": 0.6,
     "required_domains": ["medicine"],
@@ -98,6 +100,10 @@ ANNOTATORS = (
     SimulatedAnnotator("sim.same@example.com", "Sam Same", 1, "same", 0.0, (6, 14)),
 )
 SAME_ANSWER = "stage 1 hypertension"
+# Two outside vendors delivered the same 80 tasks before the experts started: name, price per
+# label in cents, chance of a slip. The audit's sample goes to the front of the experts' queue.
+VENDORS = (("Acme Annotation", 12, 0.08), ("QuickCrowd", 5, 0.3))
+AUDIT_WIDTH = 0.3  # of the 95% interval on each vendor's accuracy, at the widest case
 # Most slips land on a neighbouring category; a few anywhere (a misclick, a misread digit).
 # Without them no label would ever jump a category, and Dawid-Skene would rightly treat such a
 # jump as impossible: three labels normal / elevated / stage 1 would then prove "elevated".
@@ -169,7 +175,12 @@ def answer_of(who: SimulatedAnnotator, reading: Reading, rng: np.random.Generato
     if who.habit == "same":
         return SAME_ANSWER
     seen = category(*reading.first) if who.habit == "first_reading" else reading.answer
-    if rng.random() >= who.slip:
+    return slipped(seen, who.slip, rng)
+
+
+def slipped(seen: str, slip: float, rng: np.random.Generator) -> str:
+    """``seen``, or with chance ``slip`` another category (mostly a neighbouring one)."""
+    if rng.random() >= slip:
         return seen
     at = CATEGORIES.index(seen)
     if rng.random() < FAR_SLIPS:
@@ -203,6 +214,14 @@ def seed(session: Session, name: str, owner: User, reviewer: User) -> Project:
     projects.add_member(session, project, reviewer.email, Role.reviewer)
     people = [_annotator(session, project, who) for who in ANNOTATORS]
     drawn = readings(rng, TASKS)
+    start = utcnow() - timedelta(hours=HOURS)
+    _import(session, project, drawn)
+    _deliveries(session, project, drawn, rng, start)
+    _label(session, project, people, {r.data()["readings"]: r for r in drawn}, rng, start)
+    return project
+
+
+def _import(session: Session, project: Project, drawn: list[Reading]) -> None:
     records = []
     for i, reading in enumerate(drawn):
         task: dict[str, object] = {"external_id": _external_id(i), "data": reading.data()}
@@ -210,9 +229,26 @@ def seed(session: Session, name: str, owner: User, reviewer: User) -> Project:
             task["gold"] = {QUESTION: reading.answer}
         records.append(Record(i + 1, task))
     import_tasks(session, project, records)
+
+
+def _deliveries(
+    session: Session,
+    project: Project,
+    drawn: list[Reading],
+    rng: np.random.Generator,
+    start: datetime,
+) -> None:
+    """The vendors' labels of every task, and the audit's sample of them (``VENDORS``)."""
+    for vendor, price, slip in VENDORS:
+        rows = (
+            Record(i + 1, {"external_id": _external_id(i), "answers": {QUESTION: answer}})
+            for i, answer in enumerate(slipped(r.answer, slip, rng) for r in drawn)
+        )
+        audits.import_vendor_labels(
+            session, project, vendor, rows, price_cents_per_label=price, now=start
+        )
+    audits.draw_sample(session, project, width=AUDIT_WIDTH, seed=SEED, now=start)
     session.commit()
-    _label(session, project, people, {r.data()["readings"]: r for r in drawn}, rng)
-    return project
 
 
 def _annotator(session: Session, project: Project, who: SimulatedAnnotator) -> User:
@@ -228,10 +264,10 @@ def _label(
     people: list[User],
     by_text: dict[str, Reading],
     rng: np.random.Generator,
+    start: datetime,
 ) -> None:
     """Each annotator asks again as soon as they are done, on a clock of their own; the one
     free earliest goes next, and the loop's sweep runs after every label, as it would."""
-    start = utcnow() - timedelta(hours=HOURS)
     free_at = {
         k: start + timedelta(minutes=who.joins, seconds=int(rng.integers(0, 300)))
         for k, who in enumerate(ANNOTATORS)
