@@ -161,6 +161,8 @@ def test_report_before_and_after_the_experts(session: Session, world: World) -> 
     correct = sum(c.correct for c in vendor.classes)
     diagonal = sum(vendor.confusion.counts[i][i] for i in range(len(vendor.confusion.labels)))
     assert correct == diagonal
+    # Classes in the schema's order (cat, dog, bird), as the dashboard's confusion shows them.
+    assert vendor.confusion.labels == [c.label for c in vendor.classes] == CLASSES
     assert vendor.cost_per_correct_label_cents == pytest.approx(10 / vendor.accuracy)  # type: ignore[operator]
     assert vendor.estimated_wrong_labels == pytest.approx(120 * (1 - vendor.accuracy))  # type: ignore[operator]
 

@@ -13,6 +13,7 @@ labels dropped). Per vendor, ranked by accuracy:
   whole delivery, each with the interval that follows from accuracy's Wilson interval.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,11 +29,13 @@ from quorum.domain import aggregation
 from quorum.domain.audits import Delivered, audit_question, delivered
 from quorum.domain.errors import Invalid
 from quorum.domain.projects import schema_of
+from quorum.domain.questions import TIE, ChoiceQuestion, PreferenceQuestion, Question
 from quorum.truth import cohen_kappa
 from quorum.truth.sampling import stratified_accuracy, stratified_bootstrap
 
 CONFIDENCE = 0.95
 N_BOOT = 2000
+ClassOrder = Callable[[str], tuple[int, float, str]]
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,9 @@ def report(
         raise Invalid.one("method", str(error)) from None
     asked = _sampled_question(session, project, question)
     consensus = _Consensus(session, project, asked, method)
+    order = _class_order(audit_question(schema_of(project), asked))
     vendors = [
-        _vendor_report(session, delivery, consensus, seed)
+        _vendor_report(session, delivery, consensus, order, seed)
         for delivery in delivered(session, project.id, asked)
     ]
     vendors.sort(key=lambda v: (v.accuracy is None, -(v.accuracy or 0.0), v.vendor))
@@ -149,8 +153,26 @@ class _Consensus:
         return found
 
 
+def _class_order(question: Question) -> ClassOrder:
+    """A sort key for a question's classes (canonical JSON) as people read them: a choice's or
+    a preference's options in the schema's order, ratings by value; anything else after."""
+    listed: list[Any] = []
+    if isinstance(question, ChoiceQuestion):
+        listed = list(question.options)
+    elif isinstance(question, PreferenceQuestion):
+        listed = [*question.options, TIE]
+    rank = {canonical_json(value).decode(): at for at, value in enumerate(listed)}
+
+    def key(name: str) -> tuple[int, float, str]:
+        value = orjson.loads(name)
+        number = float(value) if isinstance(value, int | float) else 0.0
+        return rank.get(name, len(rank)), number, name
+
+    return key
+
+
 def _vendor_report(
-    session: Session, delivery: Delivered, consensus: _Consensus, seed: int
+    session: Session, delivery: Delivered, consensus: _Consensus, order: ClassOrder, seed: int
 ) -> VendorReport:
     vendor = delivery.vendor
     query = select(AuditSample.task_id, AuditSample.stratum).where(
@@ -170,7 +192,7 @@ def _vendor_report(
     truth = np.array([experts[t] for t in checked], np.str_)
     stratum = np.searchsorted(names, given)
     right = given == truth
-    return _figures(base, names, population, stratum, right, given, truth, seed)
+    return _figures(base, names, population, stratum, right, given, truth, order, seed)
 
 
 def _figures(
@@ -181,18 +203,20 @@ def _figures(
     right: npt.NDArray[np.bool_],
     given: npt.NDArray[np.str_],
     truth: npt.NDArray[np.str_],
+    order: ClassOrder,
     seed: int,
 ) -> VendorReport:
     n = np.bincount(stratum, minlength=names.size)
     x = np.bincount(stratum, weights=right, minlength=names.size).astype(np.intp)
+    counted = sorted(zip(names.tolist(), population, n, x, strict=True), key=lambda c: order(c[0]))
     classes = [
         ClassFigures(_label(name), int(big), int(k), int(c), c / k if k else None)
-        for name, big, k, c in zip(names.tolist(), population, n, x, strict=True)
+        for name, big, k, c in counted
     ]
     figures: dict[str, Any] = {
         "checked": int(right.size),
         "classes": classes,
-        "confusion": _confusion(given, truth),
+        "confusion": _confusion(given, truth, order),
     }
     if right.size:
         estimate = stratified_accuracy(population, n, x, CONFIDENCE)
@@ -240,12 +264,16 @@ def _money(base: VendorReport, value: float, low: float, high: float) -> dict[st
     return figures
 
 
-def _confusion(given: npt.NDArray[np.str_], truth: npt.NDArray[np.str_]) -> Confusion:
-    names, codes = np.unique(np.concatenate([truth, given]), return_inverse=True)
-    k = names.size
-    expert, vendor = codes[: truth.size], codes[truth.size :]
+def _confusion(
+    given: npt.NDArray[np.str_], truth: npt.NDArray[np.str_], order: ClassOrder
+) -> Confusion:
+    names = sorted(set(truth.tolist()) | set(given.tolist()), key=order)
+    code = {name: at for at, name in enumerate(names)}
+    k = len(names)
+    expert = np.array([code[t] for t in truth.tolist()], np.intp)
+    vendor = np.array([code[g] for g in given.tolist()], np.intp)
     counts = np.bincount(expert * k + vendor, minlength=k * k).reshape(k, k)
-    return Confusion([_label(name) for name in names.tolist()], counts.tolist())
+    return Confusion([_label(name) for name in names], counts.tolist())
 
 
 def _label(stratum: str) -> str:
