@@ -276,12 +276,10 @@ def _label(
     while True:
         waiting = [k for k in free_at if k not in done]
         if not waiting:
-            quality_loop.tick(session, project, now=_last(free_at))
-            if quality_loop.refit_due(session, project.id):
-                quality_loop.refit(session, project, now=_last(free_at))
-                done.clear()  # a re-aggregation may open slots: everyone asks again
-                continue
-            return
+            if not _sweep(session, project, max(free_at.values())):
+                return
+            done.clear()  # a re-aggregation may open slots: everyone asks again
+            continue
         k = min(waiting, key=lambda w: (free_at[w], w))
         now = free_at[k]
         lease = assignments.lease_view(session, project.id, people[k].id, now)
@@ -298,12 +296,15 @@ def _label(
         )
         assignments.submit_view(session, people[k].id, submission, submitted)
         session.commit()
-        quality_loop.tick(session, project, now=submitted)
-        if quality_loop.refit_due(session, project.id):
-            quality_loop.refit(session, project, now=submitted)
+        if _sweep(session, project, submitted):
             done.clear()
         free_at[k] = submitted + timedelta(seconds=int(rng.integers(2, 20)))
 
 
-def _last(free_at: dict[int, datetime]) -> datetime:
-    return max(free_at.values())
+def _sweep(session: Session, project: Project, now: datetime) -> bool:
+    """The loop's sweep at ``now``: a tick, then a re-aggregation when due; whether one ran."""
+    quality_loop.tick(session, project, now=now)
+    if not quality_loop.refit_due(session, project.id):
+        return False
+    quality_loop.refit(session, project, now=now)
+    return True
