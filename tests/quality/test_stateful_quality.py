@@ -142,7 +142,9 @@ class Snapshot:
                 Assignment.user_id,
                 Assignment.status,
                 Assignment.expires_at,
-            ).where(Assignment.project_id == project_id)
+            )
+            .where(Assignment.project_id == project_id)
+            .order_by(Assignment.id)  # the rules pick the k-th: not PostgreSQL's heap order
         )
         self.assignments = [LeaseRow(a, t, u, str(s), e) for a, t, u, s, e in leases]
         self.paused = pause.paused_ids(session, project_id)
