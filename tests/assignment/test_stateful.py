@@ -3,12 +3,10 @@ annotators, through both doors of the engine (signed-in user, API token), checke
 step: each reply against an oracle computed from the tables, and every invariant against the
 database (``assignment_audit``)."""
 
-import asyncio
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -23,10 +21,11 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from tests.doors import Doors, Member
 
 from quorum.db.engine import Database
 from quorum.db.models import Annotation, Assignment, Project, Role, Task, User
-from quorum.domain import assignment_audit, assignments, projects, users
+from quorum.domain import assignment_audit, projects, users
 from quorum.domain.errors import Conflict, Forbidden, Invalid
 from quorum.domain.tasks import Record, import_tasks
 
@@ -38,88 +37,12 @@ SCHEMA = {"questions": [{"name": "label", "kind": "choice", "options": ["yes", "
 
 
 @dataclass(frozen=True)
-class Member:
-    user_id: int
-    token: str
-
-
-@dataclass(frozen=True)
 class Row:
     id: int
     task_id: int
     user_id: int
     status: str
     expires_at: datetime
-
-
-class Doors:
-    """The engine, called as pages and the CLI do (a signed-in user) or as the API does (a
-    token); one committed transaction per call, like a request."""
-
-    def __init__(self, database: Database, project_id: int) -> None:
-        self.database, self.project_id = database, project_id
-
-    def _call(self, work: Callable[[Session], T]) -> T:
-        with self.database.session(write=True) as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    def lease(self, who: Member, now: datetime, by_token: bool) -> tuple[int, int] | None:
-        if by_token:
-            found = asyncio.run(
-                assignments.lease_by_token(self.database, self.project_id, who.token, now=now)
-            )
-            return None if found is None else (found.assignment_id, found.task_id)
-
-        def work(session: Session) -> tuple[int, int] | None:
-            project, user = session.get(Project, self.project_id), session.get(User, who.user_id)
-            assert project is not None and user is not None
-            lease = assignments.lease(session, project, user, now=now)
-            return None if lease is None else (lease.assignment.id, lease.task.id)
-
-        return self._call(work)
-
-    def submit(
-        self,
-        who: Member,
-        assignment_id: int,
-        answer: str,
-        key: str | None,
-        now: datetime,
-        by_token: bool,
-    ) -> tuple[int, dict[str, Any]]:
-        answers = {"label": answer}
-        if by_token:
-            submission = assignments.Submission(assignment_id, answers, 1000, key)
-            view = asyncio.run(
-                assignments.submit_by_token(self.database, who.token, submission, now=now)
-            )
-            return view.id, view.answers
-
-        def work(session: Session) -> tuple[int, dict[str, Any]]:
-            user = session.get(User, who.user_id)
-            assert user is not None
-            label = assignments.submit(
-                session, assignment_id, user, answers, duration_ms=1000, key=key, now=now
-            )
-            return label.id, label.answers
-
-        return self._call(work)
-
-    def skip(self, who: Member, assignment_id: int, now: datetime, by_token: bool) -> str:
-        if by_token:
-            view = asyncio.run(
-                assignments.skip_by_token(self.database, assignment_id, who.token, now=now)
-            )
-            return view.status
-
-        def work(session: Session) -> str:
-            user = session.get(User, who.user_id)
-            assert user is not None
-            return assignments.skip(session, assignment_id, user, now=now).status.value
-
-        return self._call(work)
 
 
 class Tables:

@@ -5,7 +5,6 @@ rejecting and correcting labels, and owners changing overlap and max_overlap. Af
 the database is checked against the rules of docs/quality.md and docs/assignment.md
 (``assignment_audit``, pause, hidden gold, adaptive overlap, replacements, escalation)."""
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from tests import doors
 from tests.quality.conftest import CHOICE3
 
 from quorum.db.engine import Database
@@ -43,7 +43,6 @@ from quorum.db.models import (
 )
 from quorum.domain import (
     assignment_audit,
-    assignments,
     pause,
     projects,
     quality_loop,
@@ -71,9 +70,7 @@ TOP_TIER = 3
 
 
 @dataclass(frozen=True)
-class Member:
-    user_id: int
-    token: str
+class Member(doors.Member):
     tier: int
 
 
@@ -199,59 +196,6 @@ def _live(row: LeaseRow, now: datetime) -> bool:
     return row.status == "leased" and row.expires_at > now
 
 
-class Doors:
-    """The engine as pages and the CLI call it (a signed-in user) or as the API does (a token);
-    one committed transaction per call, like a request."""
-
-    def __init__(self, database: Database, project_id: int) -> None:
-        self.database, self.project_id = database, project_id
-
-    def call(self, work: Callable[[Session], T]) -> T:
-        with self.database.session(write=True) as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    def lease(self, who: Member, now: datetime, by_token: bool) -> tuple[int, int] | None:
-        if by_token:
-            found = asyncio.run(
-                assignments.lease_by_token(self.database, self.project_id, who.token, now=now)
-            )
-            return None if found is None else (found.assignment_id, found.task_id)
-
-        def work(session: Session) -> tuple[int, int] | None:
-            project, user = session.get(Project, self.project_id), session.get(User, who.user_id)
-            assert project is not None and user is not None
-            lease = assignments.lease(session, project, user, now=now)
-            return None if lease is None else (lease.assignment.id, lease.task.id)
-
-        return self.call(work)
-
-    def submit(
-        self, who: Member, assignment_id: int, answer: str, now: datetime, by_token: bool
-    ) -> None:
-        answers = {"label": answer}
-        if by_token:
-            submission = assignments.Submission(assignment_id, answers, 4000)
-            asyncio.run(assignments.submit_by_token(self.database, who.token, submission, now=now))
-            return
-
-        def work(session: Session) -> None:
-            user = session.get(User, who.user_id)
-            assert user is not None
-            assignments.submit(session, assignment_id, user, answers, duration_ms=4000, now=now)
-
-        self.call(work)
-
-    def skip(self, who: Member, assignment_id: int, now: datetime) -> None:
-        def work(session: Session) -> None:
-            user = session.get(User, who.user_id)
-            assert user is not None
-            assignments.skip(session, assignment_id, user, now=now)
-
-        self.call(work)
-
-
 class QualityLoopMachine(RuleBasedStateMachine):
     database: Database
     people: People
@@ -347,7 +291,7 @@ class QualityLoopMachine(RuleBasedStateMachine):
             self.project_id = project.id
             query = select(Task.id, Task.data).where(Task.project_id == project.id)
             self.truth = {task_id: data["truth"] for task_id, data in session.execute(query)}
-        self.doors = Doors(self.database, self.project_id)
+        self.doors = doors.Doors(self.database, self.project_id)
         for turn, answer in enumerate(warmup):
             self.work(turn % len(TIERS), [answer], False, loop_keeps_up=False, think=1)
         self.loop_runs(refit=True)
@@ -442,7 +386,7 @@ class QualityLoopMachine(RuleBasedStateMachine):
             answer = "c"
         answer = answer or self.truth[row.task_id]
         try:
-            self.doors.submit(member, row.id, answer, now, by_token)
+            self.doors.submit(member, row.id, answer, None, now, by_token)
         except Conflict:
             assert not expect_ok, f"refused a submit of {row}"
             return
@@ -456,7 +400,7 @@ class QualityLoopMachine(RuleBasedStateMachine):
             return
         row = mine[pick % len(mine)]
         try:
-            self.doors.skip(member, row.id, now)
+            self.doors.skip(member, row.id, now, False)
         except Conflict:
             assert row.status == "submitted"
 
