@@ -6,7 +6,6 @@ database (``assignment_audit``)."""
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -29,7 +28,6 @@ from quorum.domain import assignment_audit, projects, users
 from quorum.domain.errors import Conflict, Forbidden, Invalid
 from quorum.domain.tasks import Record, import_tasks
 
-T = TypeVar("T")
 START = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 LEASE_SECONDS = 60
 ANNOTATORS = 4
