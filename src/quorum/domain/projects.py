@@ -165,10 +165,10 @@ def _change_policy(session: Session, project: Project, new: ProjectPolicy) -> No
     # Keep the extra labels the quality loop asked for on top of the old overlap. It asks
     # for none under a fixed overlap, and never for gold: there, a task above the old overlap
     # only kept the labels it had when the overlap was lowered (below), which are no extra.
-    raised = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+    on_sqlite = session.get_bind().dialect.name == "sqlite"
+    raised, ceiling = (func.max, func.min) if on_sqlite else (func.greatest, func.least)
     loop_extra = raised(Task.overlap - old.overlap, 0) if old.adaptive else literal(0)
     extra = case((Task.gold.is_(None), loop_extra), else_=0)
-    ceiling = func.min if session.get_bind().dialect.name == "sqlite" else func.least
     lock_live_leases(session, project.id)
     # Qualification tasks keep theirs: it counts their qualifiers (quorum.domain.qualification).
     qualification = _qualification_last(session, project.id, old)
