@@ -17,6 +17,7 @@ SPECS = {spec["schema"]["questions"][0]["kind"]: spec for spec in demo_specs()}
 SPANS = SPECS["spans"]
 EMOJI = next(t["data"]["text"] for t in SPANS["tasks"] if "💊" in t["data"]["text"])
 ARABIC = next(t["data"]["text"] for t in SPANS["tasks"] if "مريض" in t["data"]["text"])
+SUBMIT_URL = "**/assignments/*/submit"
 
 
 def _stored(server: Server, project_id: int, count: int = 1) -> list[dict[str, Any]]:
@@ -29,8 +30,17 @@ def _stored(server: Server, project_id: int, count: int = 1) -> list[dict[str, A
     raise AssertionError(f"no annotation stored in project {project_id}")
 
 
-def _open(sign_in: SignIn, project_id: int, **kwargs: Any) -> Page:
+def _open(
+    sign_in: SignIn,
+    project_id: int,
+    on_submit: Callable[[Route], None] | None = None,
+    **kwargs: Any,
+) -> Page:
     page = sign_in(ANNOTATOR, **kwargs)
+    if on_submit:
+        # Routed before the page loads: Chromium applies interception to a live page's loaders
+        # asynchronously, so under load a submit right after page.route() could bypass it.
+        page.route(SUBMIT_URL, on_submit)
     page.goto(f"/projects/{project_id}/label")
     page.wait_for_selector("#answer-form")
     return page
@@ -199,7 +209,6 @@ def test_a_failed_submission_is_retried_with_the_same_key(server: Server, sign_i
     project_id = server.project(
         SPECS["choice"]["schema"], [{"data": SPECS["choice"]["tasks"][0]["data"]}]
     )
-    page = _open(sign_in, project_id)
     keys: list[str | None] = []
 
     def flaky(route: Route) -> None:
@@ -212,7 +221,7 @@ def test_a_failed_submission_is_retried_with_the_same_key(server: Server, sign_i
         else:
             route.continue_()  # the retry is answered from the first reply
 
-    page.route("**/assignments/*/submit", flaky)
+    page = _open(sign_in, project_id, on_submit=flaky)
     press(page, "2")
     _submit(page)
     page.wait_for_selector("#no-task")
@@ -225,9 +234,10 @@ def test_a_lost_server_keeps_the_answer_on_screen(server: Server, sign_in: SignI
     project_id = server.project(
         SPECS["text"]["schema"], [{"data": SPECS["text"]["tasks"][0]["data"]}]
     )
-    page = _open(sign_in, project_id)
-    page.route(
-        "**/assignments/*/submit", lambda route: route.fulfill(status=502, body="bad gateway")
+    page = _open(
+        sign_in,
+        project_id,
+        on_submit=lambda route: route.fulfill(status=502, body="bad gateway"),
     )
     answer = "A careful answer that is comfortably longer than forty characters."
     page.keyboard.type(answer)
@@ -236,7 +246,7 @@ def test_a_lost_server_keeps_the_answer_on_screen(server: Server, sign_in: SignI
     assert "Not saved" in page.inner_text("#banner")
     assert page.input_value("textarea") == answer
     shoot(page, "label-not-saved")
-    page.unroute("**/assignments/*/submit")
+    page.unroute(SUBMIT_URL)
     page.reload()  # even a reload keeps the draft, and its key
     page.wait_for_selector("#answer-form")
     assert page.input_value("textarea") == answer
