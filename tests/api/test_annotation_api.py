@@ -5,12 +5,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
 
-from quorum.db.models import Role
+from quorum.db.models import Annotation, Role, Task, TaskStatus
 from quorum.db.types import utcnow
 from quorum.domain import assignments
+from quorum.domain.errors import Conflict
 
 
 def _next(client: TestClient, project_id: int, who: Person) -> Any:
@@ -165,6 +167,42 @@ def test_late_submit_is_accepted_while_the_slot_is_free(
     stale = assignments.lease(session, project, a.user, now=utcnow() - timedelta(minutes=5))
     assert stale is not None
     assert _submit(client, {"assignment_id": stale.assignment.id}, a).status_code == 200
+
+
+@pytest.mark.parametrize("way", ["api", "domain"])
+def test_a_late_submit_cannot_take_a_slot_reserved_for_a_higher_tier(
+    client: TestClient, make: Factory, session: Session, way: str
+) -> None:
+    owner = make.person("owner")
+    a, b, junior = (make.person(n, tier=1) for n in ("a", "b", "junior"))
+    senior = make.person("senior", tier=2)
+    team = [a, b, junior, senior]
+    policy = {"overlap": 2, "lease_seconds": 60}
+    project = make.project(owner, policy=policy, members={Role.annotator: team})
+    make.tasks(project, [{"data": {"n": 0}}])
+    stale = assignments.lease(session, project, junior.user, now=utcnow() - timedelta(minutes=5))
+    assert stale is not None
+    task_id = stale.task.id
+    for who in (a, b):  # the first lease reclaims the junior's: its slot goes back
+        assert _submit(client, _next(client, project.id, who), who).status_code == 200
+    # What the quality loop does to a full task that is still unsure after two extra labels
+    # (adaptive_loop._raise): one more slot, reserved for a tier above everyone who labelled it.
+    session.execute(
+        update(Task).where(Task.id == task_id).values(overlap=3, min_tier=2, status=TaskStatus.open)
+    )
+    session.commit()
+
+    if way == "api":
+        refused = _submit(client, {"assignment_id": stale.assignment.id}, junior)
+        assert refused.status_code == 409
+        assert "reserved for a higher tier" in refused.json()["error"]["message"]
+    else:
+        with pytest.raises(Conflict, match="reserved for a higher tier"):
+            assignments.submit(session, stale.assignment.id, junior.user, {"label": "yes"})
+        session.rollback()
+    assert _next(client, project.id, senior)["task"]["id"] == task_id
+    labellers = session.scalars(select(Annotation.user_id).where(Annotation.task_id == task_id))
+    assert sorted(labellers) == sorted([a.user.id, b.user.id])
 
 
 def test_annotators_never_see_gold_or_others(client: TestClient, make: Factory) -> None:

@@ -208,7 +208,7 @@ class QualityLoopMachine(RuleBasedStateMachine):
         self.policy: dict[str, Any] = {}
         # Per real task: the slots the loop added on top of the base overlap, as a policy
         # change must keep them (projects._change_policy); the most labels it ever had left
-        # out at once; and each tier reservation with the last assignment id before it.
+        # out at once; and each tier reservation with the last label id before it.
         self.extra: Counter[int] = Counter()
         self.lost: Counter[int] = Counter()
         self.reserved: dict[int, list[tuple[int, int]]] = {}
@@ -460,7 +460,7 @@ class QualityLoopMachine(RuleBasedStateMachine):
             expected = min(TOP_TIER, max([after.policy.min_tier, *tiers]) + 1)
             assert after.tasks[task_id].min_tier == expected
             assert after.usable(task_id) >= after.policy.overlap + ESCALATE_AFTER
-            last = max((a.id for a in after.assignments), default=0)
+            last = max((label.id for label in after.labels), default=0)
             self.reserved.setdefault(task_id, []).append((last, expected))
 
     def check_replaced(self, after: Snapshot, decided: set[int]) -> None:
@@ -608,16 +608,12 @@ class QualityLoopMachine(RuleBasedStateMachine):
             assert task.overlap <= max(most, task.n_submitted), (task_id, task)
 
     def check_reservations(self, now: Snapshot) -> None:
-        """After a task is reserved for a tier, the labels of its new leases come from that
-        tier or above.
-
-        NOTE: not those of leases taken before the reservation: a late submit on an expired
-        one is accepted while a slot is free, whatever the submitter's tier (a known gap).
-        """
+        """After a task is reserved for a tier, every label it gets comes from that tier or
+        above: those of new leases, and late ones of leases taken before the reservation."""
         tier = {m.user_id: m.tier for m in self.people.annotators}
         for label in now.labels:
             for last, least in self.reserved.get(label.task_id, []):
-                assert label.assignment_id <= last or tier[label.user_id] >= least, label
+                assert label.id <= last or tier[label.user_id] >= least, label
 
 
 def _project(session: Session, project_id: int) -> Project:

@@ -249,23 +249,30 @@ def gold_filter(
     ]
 
 
-def slot_free(status: ColumnElement[str]) -> ColumnElement[bool]:
-    """Whether the assignment in ``status`` may turn into a label of its (locked) task.
+def slot_free(status: ColumnElement[str], tier: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether the assignment in ``status``, held by an annotator of ``tier``, may turn into a
+    label of its (locked) task.
 
     After the label, labels plus the task's other leases must still fit its overlap. A live
     lease counts in ``n_leased`` already, so this holds unless the overlap was lowered; an
-    expired lease (a late submit) needs a slot that is still free.
+    expired lease (a late submit) needs a slot that is still free and open to the holder's
+    tier, as a new lease would: once its slot went back, the task may have been escalated and
+    its next slot reserved for a higher tier (``tasks.min_tier``).
     """
     return or_(
         and_(status == LEASED, Task.n_submitted + Task.n_leased <= Task.overlap),
-        and_(status == EXPIRED, Task.n_submitted + Task.n_leased < Task.overlap),
+        and_(
+            status == EXPIRED,
+            Task.n_submitted + Task.n_leased < Task.overlap,
+            Task.min_tier <= tier,
+        ),
     )
 
 
 def slot_taken(task_id: int) -> Conflict:
     return Conflict(
-        f"the lease on task {task_id} expired and its slot went to another annotator; "
-        "ask for the next task"
+        f"the lease on task {task_id} expired and its slot went to another annotator or is "
+        "reserved for a higher tier; ask for the next task"
     )
 
 

@@ -33,6 +33,7 @@ from quorum.db.models import (
     Membership,
     Project,
     Task,
+    User,
 )
 from quorum.db.types import dumps_json
 from quorum.domain.errors import Conflict
@@ -232,8 +233,10 @@ def submit(
             Project.policy,
             IdempotencyRecord.request_hash,
             IdempotencyRecord.response,
+            User.tier,
         )
         .join(Project, Project.id == Assignment.project_id)
+        .join(User, User.id == Assignment.user_id)
         .outerjoin(IdempotencyRecord, record)
         .where(Assignment.id == assignment_id)
     )
@@ -247,7 +250,7 @@ def submit(
     schema = schema_from_text(dumps_json(row.schema))
     data = _task_data(session, row.task_id) if reads_task_data(schema) else {}
     clean = submission.validated(schema, data)
-    _take_slot(session, row.task_id, row.status)
+    _take_slot(session, row.task_id, row.status, row.tier)
     session.execute(
         update(Assignment)
         .where(Assignment.id == assignment_id)
@@ -263,8 +266,13 @@ def _task_data(session: Session, task_id: int) -> Any:
     return session.scalar(select(Task.data).where(Task.id == task_id))
 
 
-def _take_slot(session: Session, task_id: int, status: str) -> None:
-    params = {"the_task": task_id, "status_was": str(status), "released": int(status == LEASED)}
+def _take_slot(session: Session, task_id: int, status: str, tier: int) -> None:
+    params = {
+        "the_task": task_id,
+        "status_was": str(status),
+        "released": int(status == LEASED),
+        "tier": tier,
+    }
     taken = session.scalar(_take_slot_statement(), params)
     if taken is None:
         raise slot_taken(task_id)
@@ -291,7 +299,7 @@ def _take_slot_statement() -> ReturningUpdate[int]:
         update(Task)
         .where(
             Task.id == bindparam("the_task", type_=Integer),
-            slot_free(bindparam("status_was", type_=String)),
+            slot_free(bindparam("status_was", type_=String), bindparam("tier", type_=Integer)),
         )
         .values(
             n_submitted=Task.n_submitted + 1,
