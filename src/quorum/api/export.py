@@ -1,17 +1,15 @@
 """Training-ready export of a project, streamed (owners and admins)."""
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
 from quorum.api.deps import CurrentUser, get_database
 from quorum.api.schemas import Id
-from quorum.domain import export, policies, projects
-from quorum.io.export_files import EXTENSIONS, MEDIA_TYPES, ExportFormat, stream_export
+from quorum.domain.export import ExportFilter
+from quorum.io.export_files import MEDIA_TYPES, ExportFormat, download
 from quorum.truth import METHODS
 
 router = APIRouter(tags=["export"])
@@ -54,28 +52,14 @@ def export_project(
     The labels are aggregated before the reply starts; the rows then stream a batch of tasks at
     a time, so the reply can be any size.
     """
-    filters = export.ExportFilter(complete_only, min_confidence, since, until)
-    # NOTE: a session of its own, closed when the stream ends: the request's may be closed
-    # as soon as this handler returns.
-    session = get_database(request).session()
-    try:
-        seen = projects.access(session, user, project_id)
-        policies.authorize(user, policies.can_export(seen.role), "only owners export")
-        prepared = export.prepare(session, seen.project, method=method, filters=filters)
-        chunks = stream_export(prepared, format)
-    except BaseException:
-        session.close()
-        raise
-    name = f"project-{project_id}.{EXTENSIONS[format]}"
-    return StreamingResponse(
-        _closing(chunks, session),
-        media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    filters = ExportFilter(complete_only, min_confidence, since, until)
+    found = download(
+        get_database(request),
+        user,
+        project_id,
+        format,
+        method=method,
+        filters=filters,
+        denied="only owners export",
     )
-
-
-def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    finally:
-        session.close()
+    return StreamingResponse(found.chunks, media_type=found.media_type, headers=found.headers)

@@ -13,6 +13,7 @@ handed on before the next is read, so a file or an HTTP response grows while mem
 """
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 import orjson
@@ -20,9 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from sqlalchemy.orm import Session
 
-from quorum.domain import deliveries
-from quorum.domain.export import Export
+from quorum.db.engine import Database
+from quorum.db.models import User
+from quorum.domain import deliveries, export, policies, projects
+from quorum.domain.export import Export, ExportFilter
 from quorum.domain.questions import QuestionSchema
 from quorum.io.delivery_files import stream_delivery_zip
 
@@ -74,6 +78,57 @@ def stream_export(export: Export, fmt: ExportFormat) -> Iterator[bytes]:
     if fmt in deliveries.DELIVERY_KINDS:
         return stream_delivery_zip(deliveries.prepare(export, fmt))
     return _stream(export, fmt)
+
+
+@dataclass(frozen=True)
+class Download:
+    """A project's export as an HTTP download: its bytes, as they are made, and its headers."""
+
+    chunks: Iterator[bytes]
+    media_type: str
+    filename: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Disposition": f'attachment; filename="{self.filename}"'}
+
+
+def download(
+    database: Database,
+    user: User,
+    project_id: int,
+    fmt: ExportFormat,
+    *,
+    method: str,
+    filters: ExportFilter,
+    denied: str,
+) -> Download:
+    """``project_id``'s export for ``user`` (an owner or an admin, else Forbidden(``denied``)),
+    for the API's and the dashboard's downloads.
+
+    Access, the labels' aggregation and whether the delivery can be made are settled here,
+    before the first byte. The rows are read while the response is sent, after the handler
+    has returned, so they come from a session of their own that the stream closes.
+    """
+    session = database.session()
+    try:
+        seen = projects.access(session, user, project_id)
+        policies.authorize(user, policies.can_export(seen.role), denied)
+        prepared = export.prepare(session, seen.project, method=method, filters=filters)
+        chunks = stream_export(prepared, fmt)
+    except BaseException:
+        session.close()
+        raise
+    return Download(
+        _closing(chunks, session), MEDIA_TYPES[fmt], f"project-{project_id}.{EXTENSIONS[fmt]}"
+    )
+
+
+def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    finally:
+        session.close()
 
 
 def _stream(export: Export, fmt: ExportFormat) -> Iterator[bytes]:

@@ -1,21 +1,13 @@
 """Downloading a project's export from the dashboard: the same rows as the API's export."""
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
-from quorum.db.engine import Database
-from quorum.domain import aggregation, export, policies, projects
-from quorum.io.export_files import (
-    EXPORT_FORMATS,
-    EXTENSIONS,
-    MEDIA_TYPES,
-    ExportFormat,
-    stream_export,
-)
+from quorum.domain import aggregation
+from quorum.domain.export import ExportFilter
+from quorum.io.export_files import EXPORT_FORMATS, ExportFormat, download
 from quorum.truth import METHODS
 from quorum.web.deps import CurrentUser, PageId
 
@@ -23,7 +15,7 @@ router = APIRouter()
 
 
 @router.get("/projects/{project_id}/export", name="web_export")
-def download(
+def download_export(
     project_id: PageId,
     request: Request,
     user: CurrentUser,
@@ -32,32 +24,16 @@ def download(
     complete_only: bool = False,
 ) -> StreamingResponse:
     """One row per task with aggregated answers, confidence and every label, streamed."""
-    database: Database = request.app.state.database
-    # NOTE: a session of its own, closed when the stream ends: the rows are read while the
-    # response is sent, after this handler has returned.
-    session = database.session()
-    try:
-        seen = projects.access(session, user, project_id)
-        policies.authorize(user, policies.can_export(seen.role), "only the project's owners export")
-        filters = export.ExportFilter(complete_only=complete_only)
-        prepared = export.prepare(session, seen.project, method=method, filters=filters)
-        chunks = stream_export(prepared, format)
-    except BaseException:
-        session.close()
-        raise
-    name = f"project-{project_id}.{EXTENSIONS[format]}"
-    return StreamingResponse(
-        _closing(chunks, session),
-        media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    found = download(
+        request.app.state.database,
+        user,
+        project_id,
+        format,
+        method=method,
+        filters=ExportFilter(complete_only=complete_only),
+        denied="only the project's owners export",
     )
-
-
-def _closing(chunks: Iterator[bytes], session: Session) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    finally:
-        session.close()
+    return StreamingResponse(found.chunks, media_type=found.media_type, headers=found.headers)
 
 
 FORMATS = EXPORT_FORMATS
