@@ -5,13 +5,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
 
-from quorum.db.models import Annotation, Role, Task, TaskStatus
+from quorum.db.models import Annotation, LedgerEntry, Role, Task, TaskStatus
 from quorum.db.types import utcnow
-from quorum.domain import assignments
+from quorum.domain import assignments, pause
 from quorum.domain.errors import Conflict
 
 
@@ -195,14 +195,39 @@ def test_a_late_submit_cannot_take_a_slot_reserved_for_a_higher_tier(
     if way == "api":
         refused = _submit(client, {"assignment_id": stale.assignment.id}, junior)
         assert refused.status_code == 409
-        assert "reserved for a higher tier" in refused.json()["error"]["message"]
+        assert "reserved for tier 2 or above" in refused.json()["error"]["message"]
     else:
-        with pytest.raises(Conflict, match="reserved for a higher tier"):
+        with pytest.raises(Conflict, match="reserved for tier 2 or above"):
             assignments.submit(session, stale.assignment.id, junior.user, {"label": "yes"})
         session.rollback()
     assert _next(client, project.id, senior)["task"]["id"] == task_id
     labellers = session.scalars(select(Annotation.user_id).where(Annotation.task_id == task_id))
     assert sorted(labellers) == sorted([a.user.id, b.user.id])
+
+
+@pytest.mark.parametrize("way", ["api", "domain"])
+def test_a_paused_annotators_freed_lease_takes_no_late_label(
+    client: TestClient, make: Factory, session: Session, way: str
+) -> None:
+    owner, a, b = make.person("owner"), make.person("a"), make.person("b")
+    policy = {"overlap": 1, "pay_per_task_cents": 10}
+    project = make.project(owner, policy=policy, members={Role.annotator: [a, b]})
+    make.tasks(project, [{"data": {"n": 0}}])
+    lease = _next(client, project.id, a)
+    pause.pause_by_owner(session, project.id, a.user.id, "spot check", by=owner.user)
+    session.commit()
+
+    if way == "api":
+        refused = _submit(client, lease, a)
+        assert refused.status_code == 409
+        assert "you are paused in this project" in refused.json()["error"]["message"]
+    else:
+        with pytest.raises(Conflict, match="you are paused in this project"):
+            assignments.submit(session, lease["assignment_id"], a.user, {"label": "yes"})
+        session.rollback()
+    assert session.scalar(select(func.count()).select_from(Annotation)) == 0
+    assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+    assert _next(client, project.id, b)["task"]["id"] == lease["task"]["id"]  # the slot is free
 
 
 def test_annotators_never_see_gold_or_others(client: TestClient, make: Factory) -> None:

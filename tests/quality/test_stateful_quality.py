@@ -182,14 +182,17 @@ class Snapshot:
         hides = self.policy.gold_rate > 0
         return {t for t in self.due(member, now) if not (hides and self.tasks[t].gold)}
 
-    def submit_fits(self, row: LeaseRow) -> bool:
-        """Whether a submit of ``row`` keeps labels plus leases within the task's overlap."""
+    def submit_fits(self, row: LeaseRow, tier: int) -> bool:
+        """Whether a submit of ``row`` keeps labels plus leases within the task's overlap; a
+        late one also needs the task open to the holder's ``tier`` and a holder not paused."""
         leased = sum(
             1 for a in self.assignments if a.task_id == row.task_id and a.status == "leased"
         )
-        taken = self.tasks[row.task_id].n_submitted + leased
-        overlap = self.tasks[row.task_id].overlap
-        return taken <= overlap if row.status == "leased" else taken < overlap
+        task = self.tasks[row.task_id]
+        taken = task.n_submitted + leased
+        if row.status == "leased":
+            return taken <= task.overlap
+        return taken < task.overlap and task.min_tier <= tier and row.user_id not in self.paused
 
 
 def _live(row: LeaseRow, now: datetime) -> bool:
@@ -381,7 +384,7 @@ class QualityLoopMachine(RuleBasedStateMachine):
         now: datetime,
         by_token: bool,
     ) -> None:
-        expect_ok = row.status in ("leased", "expired") and before.submit_fits(row)
+        expect_ok = row.status in ("leased", "expired") and before.submit_fits(row, member.tier)
         if member == self.member(SPAMMER):
             answer = "c"
         answer = answer or self.truth[row.task_id]

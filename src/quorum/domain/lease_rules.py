@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from quorum.db.models import (
     AnnotatorDomain,
@@ -249,15 +250,19 @@ def gold_filter(
     ]
 
 
-def slot_free(status: ColumnElement[str], tier: ColumnElement[int]) -> ColumnElement[bool]:
-    """Whether the assignment in ``status``, held by an annotator of ``tier``, may turn into a
+def slot_free(
+    status: ColumnElement[str], tier: ColumnElement[int], user_id: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """Whether the assignment in ``status``, held by ``user_id`` of ``tier``, may turn into a
     label of its (locked) task.
 
     After the label, labels plus the task's other leases must still fit its overlap. A live
-    lease counts in ``n_leased`` already, so this holds unless the overlap was lowered; an
-    expired lease (a late submit) needs a slot that is still free and open to the holder's
-    tier, as a new lease would: once its slot went back, the task may have been escalated and
-    its next slot reserved for a higher tier (``tasks.min_tier``).
+    lease counts in ``n_leased`` already, so this holds unless the overlap was lowered. An
+    expired lease (a late submit) needs what a new lease would: a slot still free, open to the
+    holder's tier (once its slot went back, the quality loop may have reserved the task's next
+    slot for a higher tier, ``tasks.min_tier``), and a holder not paused in the project (a
+    pause frees the annotator's leases: a label after it would be paid for and left out).
+    ``tier`` and ``user_id`` are asked last, so a live lease never reads them.
     """
     return or_(
         and_(status == LEASED, Task.n_submitted + Task.n_leased <= Task.overlap),
@@ -265,14 +270,53 @@ def slot_free(status: ColumnElement[str], tier: ColumnElement[int]) -> ColumnEle
             status == EXPIRED,
             Task.n_submitted + Task.n_leased < Task.overlap,
             Task.min_tier <= tier,
+            ~paused_in(Task.project_id, user_id),
         ),
     )
 
 
-def slot_taken(task_id: int) -> Conflict:
+Column = ColumnElement[int] | InstrumentedAttribute[int]
+
+
+def paused_in(project_id: Column, user_id: Column) -> ColumnElement[bool]:
+    return exists().where(
+        ProjectWorker.project_id == project_id,
+        ProjectWorker.user_id == user_id,
+        ProjectWorker.paused_at.is_not(None),
+    )
+
+
+def refusal_query(assignment_id: ColumnElement[int]) -> Select[int, bool, int, int]:
+    """Why a late label found no slot (read only then): ``task_id, paused, min_tier, tier``."""
+    return (
+        select(
+            Task.id,
+            paused_in(Task.project_id, Assignment.user_id),
+            Task.min_tier,
+            User.tier,
+        )
+        .select_from(Assignment)
+        .join(Task, Task.id == Assignment.task_id)
+        .join(User, User.id == Assignment.user_id)
+        .where(Assignment.id == assignment_id)
+    )
+
+
+def slot_taken(task_id: int, paused: bool = False, min_tier: int = 1, tier: int = 1) -> Conflict:
+    """The 409 of a label that found no slot, saying why (the columns of ``refusal_query``)."""
+    if paused:
+        return Conflict(
+            f"you are paused in this project: your lease on task {task_id} was freed and this "
+            "label was not saved"
+        )
+    if min_tier > tier:
+        return Conflict(
+            f"the lease on task {task_id} expired and its next slot is now reserved for tier "
+            f"{min_tier} or above; ask for the next task"
+        )
     return Conflict(
-        f"the lease on task {task_id} expired and its slot went to another annotator or is "
-        "reserved for a higher tier; ask for the next task"
+        f"the lease on task {task_id} expired and its slot went to another annotator; "
+        "ask for the next task"
     )
 
 

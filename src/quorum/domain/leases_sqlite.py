@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     insert,
+    literal,
     select,
     update,
 )
@@ -57,6 +58,7 @@ from quorum.domain.lease_rules import (
     qualification_filter,
     qualification_overlap,
     reads_task_data,
+    refusal_query,
     refuse_finished,
     schema_from_text,
     slot_free,
@@ -250,7 +252,7 @@ def submit(
     schema = schema_from_text(dumps_json(row.schema))
     data = _task_data(session, row.task_id) if reads_task_data(schema) else {}
     clean = submission.validated(schema, data)
-    _take_slot(session, row.task_id, row.status, row.tier)
+    _take_slot(session, assignment_id, row.task_id, row.status, (user_id, row.tier))
     session.execute(
         update(Assignment)
         .where(Assignment.id == assignment_id)
@@ -266,16 +268,21 @@ def _task_data(session: Session, task_id: int) -> Any:
     return session.scalar(select(Task.data).where(Task.id == task_id))
 
 
-def _take_slot(session: Session, task_id: int, status: str, tier: int) -> None:
+def _take_slot(
+    session: Session, assignment_id: int, task_id: int, status: str, holder: tuple[int, int]
+) -> None:
+    """Count the label on its task, or refuse it (409, saying why): ``holder`` is the
+    annotator's id and tier."""
     params = {
         "the_task": task_id,
         "status_was": str(status),
         "released": int(status == LEASED),
-        "tier": tier,
+        "holder": holder[0],
+        "tier": holder[1],
     }
     taken = session.scalar(_take_slot_statement(), params)
     if taken is None:
-        raise slot_taken(task_id)
+        raise slot_taken(*session.execute(refusal_query(literal(assignment_id))).one())
 
 
 @cache
@@ -299,7 +306,11 @@ def _take_slot_statement() -> ReturningUpdate[int]:
         update(Task)
         .where(
             Task.id == bindparam("the_task", type_=Integer),
-            slot_free(bindparam("status_was", type_=String), bindparam("tier", type_=Integer)),
+            slot_free(
+                bindparam("status_was", type_=String),
+                bindparam("tier", type_=Integer),
+                bindparam("holder", type_=Integer),
+            ),
         )
         .values(
             n_submitted=Task.n_submitted + 1,

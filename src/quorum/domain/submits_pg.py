@@ -54,6 +54,7 @@ from quorum.domain.lease_rules import (
     SubmissionView,
     late,
     reads_task_data,
+    refusal_query,
     refuse_finished,
     schema_from_text,
     slot_free,
@@ -207,7 +208,10 @@ def _write(target: CTE, me: CTE, *, bare: bool = False) -> ClauseElement:
     """
     slot = (
         update(Task)
-        .where(Task.id == target.c.task_id, slot_free(target.c.status, _tier_of(target)))
+        .where(
+            Task.id == target.c.task_id,
+            slot_free(target.c.status, _tier_of(target), target.c.user_id),
+        )
         .values(
             n_submitted=Task.n_submitted + 1,
             n_leased=Task.n_leased - case((target.c.status == LEASED, 1), else_=0),
@@ -334,7 +338,7 @@ def submit(
             if touch is not None:
                 yield touch
             if annotation_id is None:
-                raise slot_taken(task_id)
+                raise (yield from _refused_slot(who, assignment_id))
             return SubmissionView(
                 annotation_id,
                 assignment_id,
@@ -389,11 +393,21 @@ def _read_then_write(
         if target_status is None:
             continue  # the assignment changed since it was read: read it again
         if annotation_id is None:
-            raise slot_taken(task_id)
+            raise (yield from _refused_slot(who, assignment_id))
         return SubmissionView(
             annotation_id, assignment_id, task_id, clean, submission.duration_ms, now, hides
         )
     raise Conflict(f"assignment {assignment_id} kept changing; try again")
+
+
+def _refusal(_: bool) -> ClauseElement:
+    return refusal_query(ASSIGNMENT)
+
+
+def _refused_slot(who: Who, assignment_id: int) -> Flow[Conflict]:
+    """The 409 of a label that found no slot, with the reason read after the fact."""
+    rows = yield statement(_refusal, who, assignment_id=assignment_id)
+    return slot_taken(*rows[0])
 
 
 def replayed(rows: list[tuple[Any, ...]], hides_gold: bool) -> SubmissionView:
