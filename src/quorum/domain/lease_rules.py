@@ -306,8 +306,8 @@ def slot_taken(task_id: int, paused: bool = False, min_tier: int = 1, tier: int 
     """The 409 of a label that found no slot, saying why (the columns of ``refusal_query``)."""
     if paused:
         return Conflict(
-            f"you are paused in this project: your lease on task {task_id} was freed and this "
-            "label was not saved"
+            f"you are paused in this project; your lease on task {task_id} was freed when you "
+            "were paused"
         )
     if min_tier > tier:
         return Conflict(
