@@ -75,14 +75,14 @@ def admit_late_label(session: Session, assignment_id: int, user_id: int, now: da
     or not the caller's open assignment: the submit deals with those). Raises Conflict when
     the budget has no room left. Call it in the submit's transaction, before the submit."""
     query = (
-        select(Assignment.status, Assignment.expires_at, Assignment.task_id, Project.id)
+        select(Assignment.status, Assignment.expires_at, Project.id)
         .join(Project, Project.id == Assignment.project_id)
         .where(Assignment.id == assignment_id, Assignment.user_id == user_id)
     )
     found = session.execute(query).first()
     if found is None:
         return False
-    status, expires_at, task_id, project_id = found
+    status, expires_at, project_id = found
     if status not in (AssignmentStatus.leased, AssignmentStatus.expired):
         return False  # submitted or skipped: a replay, or refused by the submit
     if not late(status, expires_at, now):
@@ -92,8 +92,8 @@ def admit_late_label(session: Session, assignment_id: int, user_id: int, now: da
         return False
     if not _room_for_one(session, project_id, limits, now):
         raise Conflict(
-            f"the lease on task {task_id} expired and the project's budget went to other "
-            "work meanwhile; ask for the next task"
+            "the lease on this task expired and the project's budget went to other work "
+            "meanwhile; ask for the next task"
         )
     return True
 

@@ -286,11 +286,10 @@ def paused_in(project_id: Column, user_id: Column) -> ColumnElement[bool]:
     )
 
 
-def refusal_query(assignment_id: ColumnElement[int]) -> Select[int, bool, int, int]:
-    """Why a late label found no slot (read only then): ``task_id, paused, min_tier, tier``."""
+def refusal_query(assignment_id: ColumnElement[int]) -> Select[bool, int, int]:
+    """Why a late label found no slot (read only then): ``paused, min_tier, tier``."""
     return (
         select(
-            Task.id,
             paused_in(Task.project_id, Assignment.user_id),
             Task.min_tier,
             User.tier,
@@ -302,21 +301,24 @@ def refusal_query(assignment_id: ColumnElement[int]) -> Select[int, bool, int, i
     )
 
 
-def slot_taken(task_id: int, paused: bool = False, min_tier: int = 1, tier: int = 1) -> Conflict:
-    """The 409 of a label that found no slot, saying why (the columns of ``refusal_query``)."""
+def slot_taken(paused: bool = False, min_tier: int = 1, tier: int = 1) -> Conflict:
+    """The 409 of a label that found no slot, saying why (the columns of ``refusal_query``).
+
+    NOTE: the message never names the task: where the project hides its gold, annotators see
+    tasks by handle only, and a real id would be a tell.
+    """
     if paused:
         return Conflict(
-            f"you are paused in this project; your lease on task {task_id} was freed when you "
-            "were paused"
+            "you are paused in this project; your lease on this task was freed when you were paused"
         )
     if min_tier > tier:
         return Conflict(
-            f"the lease on task {task_id} expired and its next slot is now reserved for tier "
+            f"the lease on this task expired and its next slot is now reserved for tier "
             f"{min_tier} or above; ask for the next task"
         )
     return Conflict(
-        f"the lease on task {task_id} expired and its slot went to another annotator; "
-        "ask for the next task"
+        "the lease on this task expired and its slot went to another annotator; ask for the "
+        "next task"
     )
 
 
