@@ -120,16 +120,23 @@ def test_a_confidently_bad_annotator_is_paused(desk: Desk, make: Factory, sessio
 
 
 def test_owners_pause_by_hand_with_a_reason(desk: Desk, make: Factory) -> None:
-    (annotator,) = team(make, 1)
-    project, owner = mixed_project(make, [annotator], {})
+    annotator, newcomer = team(make, 2)
+    project, owner = mixed_project(make, [annotator, newcomer], {})
     desk.label(project.id, annotator, truth_of, most=1)
     standing = f"/projects/{project.id}/annotators/{annotator.user.id}"
     paused = desk.post(f"{standing}/pause", owner, {"reason": "copying answers"})
     assert paused["pause_reason"] == "by an owner: copying answers"
     desk.post(f"{standing}/pause", owner, {"reason": "again"}, status=409)
     assert desk.next(project.id, annotator) is None
-    nobody = f"/projects/{project.id}/annotators/999999/pause"
-    desk.post(nobody, owner, {"reason": "x"}, status=404)
+    # A member who has not labelled yet may be paused too, even holding their first task.
+    assert desk.next(project.id, newcomer) is not None
+    first = f"/projects/{project.id}/annotators/{newcomer.user.id}/pause"
+    assert desk.post(first, owner, {"reason": "not trained yet"})["paused"] is True
+    assert desk.next(project.id, newcomer) is None
+    outsider = make.person("outsider")
+    for stranger in (outsider.user.id, 999999):
+        url = f"/projects/{project.id}/annotators/{stranger}/pause"
+        desk.post(url, owner, {"reason": "x"}, status=404)
 
 
 def export(desk: Desk, project_id: int, owner: Person) -> str:

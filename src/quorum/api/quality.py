@@ -67,7 +67,8 @@ def read_quality(project_id: Id, session: SessionDep, user: CurrentUser) -> Proj
 
 
 def _owned(session: SessionDep, user: User, project_id: int, user_id: int) -> ProjectAccess:
-    """The project, when ``user`` may decide on its annotators and ``user_id`` worked in it."""
+    """The project, when ``user`` may decide on its annotators and ``user_id`` is a member or
+    worked in it."""
     seen = projects.access(session, user, project_id)
     policies.authorize(
         user, policies.can_manage_standing(seen.role), "only the project's owners may do this"

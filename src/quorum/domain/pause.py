@@ -21,6 +21,7 @@ from quorum.db.models import (
     Annotation,
     Assignment,
     AssignmentStatus,
+    Membership,
     Project,
     ProjectWorker,
     Task,
@@ -194,14 +195,17 @@ def standing_of(session: Session, project_id: int, user_id: int) -> ProjectWorke
 
 
 def get_member_worker(session: Session, project: Project, user_id: int) -> User:
-    """The user, when they have a standing or labels in the project; else NotFound."""
+    """The user, when they are a member of the project, or have a standing or labels in it
+    (a former member); else NotFound. A member who has not labelled yet may be paused too,
+    before their first task or in the middle of it."""
     user = session.get(User, user_id)
+    member = exists().where(Membership.project_id == project.id, Membership.user_id == user_id)
     labelled = exists().where(
         and_(Annotation.project_id == project.id, Annotation.user_id == user_id)
     )
     standing = exists().where(
         ProjectWorker.project_id == project.id, ProjectWorker.user_id == user_id
     )
-    if user is None or not session.scalar(select(labelled | standing)):
+    if user is None or not session.scalar(select(member | labelled | standing)):
         raise NotFound(f"user {user_id} has not worked in project {project.id}")
     return user
