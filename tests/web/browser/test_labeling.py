@@ -255,6 +255,30 @@ def test_a_lost_server_keeps_the_answer_on_screen(server: Server, sign_in: SignI
     assert _stored(server, project_id)[0]["answers"] == {"reference_answer": answer}
 
 
+def test_a_pause_mid_task_is_explained_and_the_answer_kept(server: Server, sign_in: SignIn) -> None:
+    project_id = server.project(
+        SPECS["choice"]["schema"], [{"data": SPECS["choice"]["tasks"][0]["data"]}]
+    )
+    page = _open(sign_in, project_id)
+    press(page, "2")
+    members = server.api("GET", f"/projects/{project_id}/members")
+    [annotator] = [m["user_id"] for m in members["items"] if m["email"] == ANNOTATOR]
+    server.api(
+        "POST",
+        f"/projects/{project_id}/annotators/{annotator}/pause",
+        json={"reason": "spot check"},
+    )
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#banner.banner-error")
+    assert "you are paused in this project" in page.inner_text("#banner")
+    assert page.is_checked("input[value=urgent]")  # the answer stays on screen
+    shoot(page, "label-paused-mid-task")
+    press(page, "n")
+    page.wait_for_selector("#no-task")
+    assert "You are paused in this project" in page.inner_text("#no-task")
+    assert server.annotations(project_id) == []
+
+
 def test_an_expired_lease_is_announced_and_the_answer_kept(server: Server, sign_in: SignIn) -> None:
     project_id = server.project(
         SPECS["choice"]["schema"], [{"data": SPECS["choice"]["tasks"][0]["data"]}], lease_seconds=10
