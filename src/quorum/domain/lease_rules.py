@@ -250,11 +250,9 @@ def gold_filter(
     ]
 
 
-def slot_free(
-    status: ColumnElement[str], tier: ColumnElement[int], user_id: ColumnElement[int]
-) -> ColumnElement[bool]:
-    """Whether the assignment in ``status``, held by ``user_id`` of ``tier``, may turn into a
-    label of its (locked) task.
+def slot_free(status: ColumnElement[str], user_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether the assignment in ``status``, held by ``user_id``, may turn into a label of its
+    (locked) task.
 
     After the label, labels plus the task's other leases must still fit its overlap. A live
     lease counts in ``n_leased`` already, so this holds unless the overlap was lowered. An
@@ -262,23 +260,23 @@ def slot_free(
     holder's tier (once its slot went back, the quality loop may have reserved the task's next
     slot for a higher tier, ``tasks.min_tier``), and a holder not paused in the project (a
     pause frees the annotator's leases: a label after it would be paid for and left out).
-    ``tier`` and ``user_id`` are asked last, so a live lease never reads them.
+    The holder's tier and pause are read last, so a live lease never reads them.
     """
     return or_(
         and_(status == LEASED, Task.n_submitted + Task.n_leased <= Task.overlap),
         and_(
             status == EXPIRED,
             Task.n_submitted + Task.n_leased < Task.overlap,
-            Task.min_tier <= tier,
+            Task.min_tier <= select(User.tier).where(User.id == user_id).scalar_subquery(),
             ~paused_in(Task.project_id, user_id),
         ),
     )
 
 
-Column = ColumnElement[int] | InstrumentedAttribute[int]
+IntColumn = ColumnElement[int] | InstrumentedAttribute[int]
 
 
-def paused_in(project_id: Column, user_id: Column) -> ColumnElement[bool]:
+def paused_in(project_id: IntColumn, user_id: IntColumn) -> ColumnElement[bool]:
     return exists().where(
         ProjectWorker.project_id == project_id,
         ProjectWorker.user_id == user_id,

@@ -34,7 +34,6 @@ from quorum.db.models import (
     Membership,
     Project,
     Task,
-    User,
 )
 from quorum.db.types import dumps_json
 from quorum.domain.errors import Conflict
@@ -235,10 +234,8 @@ def submit(
             Project.policy,
             IdempotencyRecord.request_hash,
             IdempotencyRecord.response,
-            User.tier,
         )
         .join(Project, Project.id == Assignment.project_id)
-        .join(User, User.id == Assignment.user_id)
         .outerjoin(IdempotencyRecord, record)
         .where(Assignment.id == assignment_id)
     )
@@ -252,7 +249,7 @@ def submit(
     schema = schema_from_text(dumps_json(row.schema))
     data = _task_data(session, row.task_id) if reads_task_data(schema) else {}
     clean = submission.validated(schema, data)
-    _take_slot(session, assignment_id, row.task_id, row.status, (user_id, row.tier))
+    _take_slot(session, assignment_id, row.task_id, row.status, user_id)
     session.execute(
         update(Assignment)
         .where(Assignment.id == assignment_id)
@@ -269,16 +266,14 @@ def _task_data(session: Session, task_id: int) -> Any:
 
 
 def _take_slot(
-    session: Session, assignment_id: int, task_id: int, status: str, holder: tuple[int, int]
+    session: Session, assignment_id: int, task_id: int, status: str, holder: int
 ) -> None:
-    """Count the label on its task, or refuse it (409, saying why): ``holder`` is the
-    annotator's id and tier."""
+    """Count the label on its task, or refuse it (409, saying why)."""
     params = {
         "the_task": task_id,
         "status_was": str(status),
         "released": int(status == LEASED),
-        "holder": holder[0],
-        "tier": holder[1],
+        "holder": holder,
     }
     taken = session.scalar(_take_slot_statement(), params)
     if taken is None:
@@ -306,11 +301,7 @@ def _take_slot_statement() -> ReturningUpdate[int]:
         update(Task)
         .where(
             Task.id == bindparam("the_task", type_=Integer),
-            slot_free(
-                bindparam("status_was", type_=String),
-                bindparam("tier", type_=Integer),
-                bindparam("holder", type_=Integer),
-            ),
+            slot_free(bindparam("status_was", type_=String), bindparam("holder", type_=Integer)),
         )
         .values(
             n_submitted=Task.n_submitted + 1,

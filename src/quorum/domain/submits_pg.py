@@ -42,7 +42,6 @@ from quorum.db.models import (
     LedgerKind,
     Project,
     Task,
-    User,
 )
 from quorum.domain.errors import Conflict, Invalid
 from quorum.domain.lease_rules import (
@@ -192,11 +191,6 @@ def _write_known_as(by_token: bool, *, bare: bool) -> ClauseElement:
     return _write(target, me, bare=bare)
 
 
-def _tier_of(target: CTE) -> ColumnElement[int]:
-    """The holder's tier, read only for a late label (``slot_free`` asks it last)."""
-    return select(User.tier).where(User.id == target.c.user_id).scalar_subquery()
-
-
 def _write(target: CTE, me: CTE, *, bare: bool = False) -> ClauseElement:
     """Turn the ``target`` lease into a label in one statement; nothing happens unless its task
     still has the slot. Returns the caller's token use, the target's status and the label id.
@@ -208,10 +202,7 @@ def _write(target: CTE, me: CTE, *, bare: bool = False) -> ClauseElement:
     """
     slot = (
         update(Task)
-        .where(
-            Task.id == target.c.task_id,
-            slot_free(target.c.status, _tier_of(target), target.c.user_id),
-        )
+        .where(Task.id == target.c.task_id, slot_free(target.c.status, target.c.user_id))
         .values(
             n_submitted=Task.n_submitted + 1,
             n_leased=Task.n_leased - case((target.c.status == LEASED, 1), else_=0),
