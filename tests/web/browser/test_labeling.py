@@ -272,6 +272,7 @@ def test_a_pause_mid_task_is_explained_and_the_answer_kept(server: Server, sign_
     page.wait_for_selector("#banner.banner-error")
     assert "you are paused in this project" in page.inner_text("#banner")
     assert page.is_checked("input[value=urgent]")  # the answer stays on screen
+    assert not page.is_visible("#lease-timer")  # the lease is gone: no countdown
     shoot(page, "label-paused-mid-task")
     press(page, "n")
     page.wait_for_selector("#no-task")

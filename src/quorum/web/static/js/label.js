@@ -176,6 +176,9 @@ async function deliver(current, body) {
       return;
     }
     if (reply.status === 409 || reply.status === 404) {
+      // The lease is gone (taken, reserved, freed by a pause): its countdown means nothing now.
+      clearInterval(ticking);
+      timer.hidden = true;
       say(`Not saved: ${error?.message ?? "the task is no longer yours"}. Your answer is still on screen; press N for another task.`, "error");
       return;
     }
