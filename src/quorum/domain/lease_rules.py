@@ -26,7 +26,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from quorum.db.models import (
     AnnotatorDomain,
@@ -41,6 +40,7 @@ from quorum.db.models import (
 )
 from quorum.db.types import canonical_json
 from quorum.domain.errors import Conflict, Invalid
+from quorum.domain.pause import excluded
 from quorum.domain.questions import QuestionSchema, check_answers
 from quorum.domain.text import refuse_nul
 
@@ -268,19 +268,8 @@ def slot_free(status: ColumnElement[str], user_id: ColumnElement[int]) -> Column
             status == EXPIRED,
             Task.n_submitted + Task.n_leased < Task.overlap,
             Task.min_tier <= select(User.tier).where(User.id == user_id).scalar_subquery(),
-            ~paused_in(Task.project_id, user_id),
+            ~excluded(Task.project_id, user_id),
         ),
-    )
-
-
-IntColumn = ColumnElement[int] | InstrumentedAttribute[int]
-
-
-def paused_in(project_id: IntColumn, user_id: IntColumn) -> ColumnElement[bool]:
-    return exists().where(
-        ProjectWorker.project_id == project_id,
-        ProjectWorker.user_id == user_id,
-        ProjectWorker.paused_at.is_not(None),
     )
 
 
@@ -288,7 +277,7 @@ def refusal_query(assignment_id: ColumnElement[int]) -> Select[bool, int, int]:
     """Why a late label found no slot (read only then): ``paused, min_tier, tier``."""
     return (
         select(
-            paused_in(Task.project_id, Assignment.user_id),
+            excluded(Task.project_id, Assignment.user_id),
             Task.min_tier,
             User.tier,
         )
