@@ -225,6 +225,8 @@ def test_stats_count_progress(client: TestClient, make: Factory) -> None:
         "gold_tasks": 1,
         "labels": 1,
         "live_leases": 1,
+        "work_tasks": 3,  # gold that is not hidden is work like any task
+        "work_complete": 1,
         "progress": pytest.approx(1 / 3),
         "annotators": None,
     }
@@ -233,3 +235,31 @@ def test_stats_count_progress(client: TestClient, make: Factory) -> None:
         client.get(f"/api/v1/projects/{project.id}/stats", headers=annotator.headers).status_code
         == 403
     )
+
+
+@pytest.mark.parametrize("qualifying", [False, True])
+def test_progress_counts_the_work_not_the_gold_checks(
+    client: TestClient, make: Factory, qualifying: bool
+) -> None:
+    """Hidden checks come only beside real work, so one can stay open for good once the work
+    is done; progress still reaches 100% (tests/web/test_requester.py: the pages)."""
+    owner, annotator = make.person("owner"), make.person("annotator")
+    policy: dict[str, object] = {"overlap": 1, "gold_rate": 0.0001}
+    if qualifying:
+        policy["qualification"] = {"tasks": 1, "pass_rate": 0.0}
+    project = make.project(owner, policy=policy, members={Role.annotator: [annotator]})
+    gold = [{"data": {"n": -i}, "gold": {"label": "yes"}} for i in range(3)]
+    make.tasks(project, [*gold, *({"data": {"n": i}} for i in range(2))])
+    while True:
+        lease = client.post(f"/api/v1/projects/{project.id}/next", headers=annotator.headers)
+        if lease.status_code == 204:
+            break
+        client.post(
+            f"/api/v1/assignments/{lease.json()['assignment_id']}/submit",
+            json={"answers": {"label": "yes"}},
+            headers=annotator.headers,
+        ).raise_for_status()
+    stats = client.get(f"/api/v1/projects/{project.id}/stats", headers=owner.headers).json()
+    assert (stats["tasks"], stats["gold_tasks"]) == (5, 3)
+    assert stats["complete"] == (3 if qualifying else 2)  # the checks stayed open
+    assert (stats["work_tasks"], stats["work_complete"], stats["progress"]) == (2, 2, 1.0)

@@ -137,6 +137,21 @@ def test_the_dashboard_shows_the_figures(visit: Visit, make: Factory, session: S
     assert 'id="lowest-table"' in page.text and "/vendor/plotly.min.js" in page.text
 
 
+def test_progress_leaves_out_the_gold_checks(visit: Visit, make: Factory, session: Session) -> None:
+    owner, annotator = make.person("rhea"), make.person("a")
+    policy = {"overlap": 1, "gold_rate": 0.0001}  # the checks stay open: the coin never falls
+    project = make.project(owner, policy=policy, members={Role.annotator: [annotator]})
+    gold = [{"data": {"q": -i}, "gold": {"label": "yes"}} for i in range(3)]
+    make.tasks(project, [*gold, {"data": {"q": 1}}, {"data": {"q": 2}}])
+    while (lease := assignments.lease(session, project, annotator.user)) is not None:
+        assignments.submit(session, lease.assignment.id, annotator.user, {"label": "yes"})
+    page = visit(owner).get(f"/projects/{project.id}/dashboard").text
+    assert "<b>2 / 2</b><span>tasks complete (100%)" in page
+    assert "and 3 gold tasks (hidden checks, qualification), not counted" in page
+    listing = visit(annotator).get("/projects").text
+    assert 'aria-label="2 of 2 tasks complete"' in listing  # the annotator learns no gold count
+
+
 def test_a_dashboard_without_labels_draws_no_empty_heatmap(visit: Visit, make: Factory) -> None:
     owner = make.person("rhea")
     project = make.project(owner, policy={"overlap": 2})

@@ -141,6 +141,8 @@ def read_stats(project_id: Id, session: SessionDep, user: CurrentUser) -> StatsP
             **{k: getattr(figures, k) for k in ("tasks", "complete", "open", "gold_tasks")},
             "labels": figures.labels,
             "live_leases": figures.live_leases,
+            "work_tasks": figures.work.tasks,
+            "work_complete": figures.work.complete,
             "progress": figures.progress,
             "annotators": [vars(a) for a in figures.annotators],
         }

@@ -189,5 +189,9 @@ class StatsPublic(BaseModel):
     gold_tasks: int
     labels: int
     live_leases: int
-    progress: float = Field(description="share of tasks complete, 0..1")
+    work_tasks: int = Field(
+        description="tasks routed as real work: all but hidden gold checks and qualification tasks"
+    )
+    work_complete: int = Field(description="of those, the complete ones")
+    progress: float = Field(description="share of the work complete (work_complete / work_tasks)")
     annotators: list[AnnotatorFiguresPublic]

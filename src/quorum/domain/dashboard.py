@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from quorum.db.models import (
@@ -24,21 +24,20 @@ from quorum.db.models import (
     ReviewStatus,
     Role,
     Task,
-    TaskStatus,
     User,
 )
 from quorum.domain import aggregation
 from quorum.domain import dashboard_figures as figures
 from quorum.domain.projects import policy_of, schema_of
 from quorum.domain.questions import ChoiceQuestion
-from quorum.domain.stats import ProjectStats, project_stats
+from quorum.domain.stats import ProjectStats, project_stats, work_counts
 
 
 @dataclass(frozen=True)
 class ProjectSummary:
     project: Project
     role: Role | None
-    tasks: int
+    tasks: int  # the project's work (``stats.work_counts``): no hidden gold, no qualification
     complete: int
     my_labels: int
     my_skipped: int
@@ -60,13 +59,13 @@ def my_projects(session: Session, user: User) -> list[ProjectSummary]:
         query = query.where(Membership.user_id.is_not(None))
     rows = session.execute(query).all()
     ids = [project.id for project, _ in rows]
-    tasks = _task_counts(session, ids)
+    work = work_counts(session, [project for project, _ in rows])
     labels = _my_labels(session, ids, user.id)
     skipped = _my_skipped(session, ids, user.id)
     waiting = _reviews_waiting(session, ids, user.id)
     summaries = []
     for project, role in rows:
-        total, complete = tasks.get(project.id, (0, 0))
+        total, complete = work[project.id].tasks, work[project.id].complete
         count, rejected, durations = labels.get(project.id, (0, 0, []))
         pay = policy_of(project).pay_per_task_cents
         summaries.append(
@@ -84,16 +83,6 @@ def my_projects(session: Session, user: User) -> list[ProjectSummary]:
             )
         )
     return summaries
-
-
-def _task_counts(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-    complete = func.sum(case((Task.status == TaskStatus.complete, 1), else_=0))
-    query = (
-        select(Task.project_id, func.count(), complete)
-        .where(Task.project_id.in_(ids))
-        .group_by(Task.project_id)
-    )
-    return {pid: (total, int(done or 0)) for pid, total, done in session.execute(query)}
 
 
 def _my_labels(
