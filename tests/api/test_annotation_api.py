@@ -5,13 +5,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, null, select, update
 from sqlalchemy.orm import Session
 from tests.conftest import Factory, Person
 
 from quorum.db.models import Annotation, LedgerEntry, Role, Task, TaskStatus
 from quorum.db.types import utcnow
-from quorum.domain import assignments, pause
+from quorum.domain import assignments, pause, submits_pg
 from quorum.domain.errors import Conflict
 
 
@@ -260,3 +260,33 @@ def test_annotators_never_see_gold_or_others(client: TestClient, make: Factory) 
     assert not _keys_named("gold", replies)
     assert "'label': 'yes'" not in str(replies[2:])  # b never sees a's answer
     assert client.post(f"/api/v1/projects/{other.id}/next", headers=a.headers).status_code == 404
+
+
+def test_a_submit_that_keeps_losing_races_is_a_503_to_send_again(
+    client: TestClient, make: Factory, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the assignment changes between the submit's read and its write, again and again,
+    nothing is wrong with the request: it is a 503 with Retry-After (which the SDK and the
+    labeling page retry with the same key), not a 409 (which tells them to give the task up)."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the read-then-write loop is PostgreSQL's; SQLite writes under its lock")
+    owner, annotator = make.person("owner"), make.person("annotator")
+    project = make.project(owner, members={Role.annotator: [annotator]})
+    make.tasks(project, [{"data": {"n": 0}}])
+    lease = _next(client, project.id, annotator)
+    with monkeypatch.context() as patched:
+        patched.setattr(submits_pg.HINTS, "known", lambda _: None)  # the read, then the write
+        patched.setattr(submits_pg, "_write_after_read", changed_every_time)
+        lost = _submit(client, lease, annotator, **{"Idempotency-Key": "k1"})
+    assert lost.status_code == 503, lost.text
+    assert lost.headers["Retry-After"] == "1"
+    assert lost.json()["error"]["code"] == "contended"
+    assert "try again" in lost.json()["error"]["message"]
+    assert session.scalar(select(func.count()).select_from(Annotation)) == 0
+    again = _submit(client, lease, annotator, **{"Idempotency-Key": "k1"})
+    assert again.status_code == 200, again.text
+
+
+def changed_every_time(_: bool) -> Any:
+    """A write that finds the assignment changed since it was read (no target row)."""
+    return select(null(), null(), null(), null()).where(bindparam("assignment_id").is_not(None))

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from tests.api.test_annotation_api import changed_every_time
 from tests.conftest import Factory, Person
 from tests.web.conftest import Visitor
 
 from quorum.db.models import Annotation, Project, Role
 from quorum.db.types import utcnow
-from quorum.domain import assignments
+from quorum.domain import assignments, submits_pg
 from quorum.domain.demo import demo_specs
 
 Visit = Callable[[Person | None], Visitor]
@@ -83,6 +84,27 @@ def test_a_retry_with_the_same_key_stores_one_label(
     assert changed.json()["error"]["details"][0]["field"] == "Idempotency-Key"
     stored = session.scalars(select(Annotation).where(Annotation.project_id == project.id)).all()
     assert [(a.answers, a.duration_ms) for a in stored] == [({"urgency": "urgent"}, 4200)]
+
+
+def test_a_submit_that_keeps_losing_races_comes_back_as_a_503(
+    visit: Visit, make: Factory, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's script retries a 503 with the same key (label.js ``deliver``); a 409 would
+    make it give the task up and hide the lease's countdown."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the read-then-write loop is PostgreSQL's; SQLite writes under its lock")
+    annotator = make.person("ann")
+    visitor = visit(annotator)
+    lease = _lease(visitor, _project(make, "choice", annotator))
+    url = f"/assignments/{lease['assignment_id']}/submit"
+    body = {"answers": {"urgency": "urgent"}, "duration_ms": 4200}
+    with monkeypatch.context() as patched:
+        patched.setattr(submits_pg.HINTS, "known", lambda _: None)
+        patched.setattr(submits_pg, "_write_after_read", changed_every_time)
+        lost = visitor.fetch(url, body, {"Idempotency-Key": "try-1"})
+    assert (lost.status_code, lost.headers["Retry-After"]) == (503, "1")
+    assert lost.json()["error"]["code"] == "contended"
+    assert visitor.fetch(url, body, {"Idempotency-Key": "try-1"}).status_code == 200
 
 
 def test_invalid_answers_come_back_as_problems(visit: Visit, make: Factory) -> None:

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from quorum.domain.errors import (
     Conflict,
+    Contended,
     DomainError,
     Forbidden,
     Invalid,
@@ -23,7 +24,15 @@ from quorum.domain.questions import KINDS
 
 log = logging.getLogger("quorum.api")
 
-STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, Invalid: 422}
+STATUS = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    Contended: 503,
+}
+RETRY_AFTER_SECONDS = 1  # a lost race clears as soon as the winner commits
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -79,10 +88,21 @@ def _domain(_: Request, exc: Exception) -> JSONResponse:
     return domain_error_response(exc)
 
 
+def domain_status(exc: DomainError) -> int:
+    return next(s for cls, s in STATUS.items() if isinstance(exc, cls))
+
+
+def domain_headers(status: int) -> dict[str, str]:
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if status == 503:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return {}
+
+
 def domain_error_response(exc: DomainError) -> JSONResponse:
-    status = next(s for cls, s in STATUS.items() if isinstance(exc, cls))
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    return error_response(status, exc.code, exc.message, exc.details, headers)
+    status = domain_status(exc)
+    return error_response(status, exc.code, exc.message, exc.details, domain_headers(status))
 
 
 def _validation(_: Request, exc: Exception) -> JSONResponse:

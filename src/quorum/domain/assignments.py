@@ -55,7 +55,7 @@ from quorum.domain import (
     submits_pg,
     users,
 )
-from quorum.domain.errors import Conflict, Forbidden, NotFound
+from quorum.domain.errors import Contended, Forbidden, NotFound
 from quorum.domain.lease_rules import (
     AssignmentView,
     Grade,
@@ -110,7 +110,7 @@ def _run(session: Session, start: Callable[[], Flow[T]]) -> T:
     try:
         return run_flow(session, start)
     except Contention as error:
-        raise Conflict(str(error)) from None
+        raise Contended(str(error)) from None
 
 
 def _fresh(session: Session, model: type[T], key: int) -> T:
@@ -230,7 +230,7 @@ def _explain_refused_assignment(session: Session, assignment_id: int, user_id: i
         policies.can_submit(assignment),
         "only the lease holder may submit or skip",
     )
-    raise Conflict(f"assignment {assignment_id} changed meanwhile; try again")
+    raise Contended(f"assignment {assignment_id} changed meanwhile; try again")
 
 
 # --- for the REST API, by API token -----------------------------------------------------------
@@ -320,7 +320,7 @@ async def _run_async(
     try:
         return await database.run(start, durable=durable)
     except Contention as error:
-        raise Conflict(str(error)) from None
+        raise Contended(str(error)) from None
 
 
 # NOTE: one thread runs this process's writes of the annotation loop (on SQLite, and the rare

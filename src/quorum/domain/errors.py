@@ -5,7 +5,8 @@ DomainError(code, message, details)
  ├── Forbidden      403  signed in, but the role does not allow it
  ├── NotFound       404  no such thing, or not visible to this user
  ├── Conflict       409  the state changed under the request (lease taken, already submitted)
- └── Invalid        422  the input breaks a rule; ``details`` lists each problem
+ ├── Invalid        422  the input breaks a rule; ``details`` lists each problem
+ └── Contended      503  the request kept losing races with concurrent ones and changed nothing
 """
 
 from collections.abc import Collection
@@ -37,6 +38,17 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
+
+
+class Contended(DomainError):
+    """Nothing is wrong with the request and nothing changed: it lost races with concurrent
+    ones several times in a row. Sent again (with the same ``Idempotency-Key``), it may pass.
+
+    NOTE: a 503, not a 409, so that clients retry it as they retry an overloaded server (the
+    SDK and the labeling page do); a 409 tells them to give the task up.
+    """
+
+    code = "contended"
 
 
 class Invalid(DomainError):

@@ -43,7 +43,7 @@ from quorum.db.models import (
     Project,
     Task,
 )
-from quorum.domain.errors import Conflict, Invalid
+from quorum.domain.errors import Conflict, Contended, Invalid
 from quorum.domain.lease_rules import (
     LEASED,
     REFUSED,
@@ -388,7 +388,7 @@ def _read_then_write(
         return SubmissionView(
             annotation_id, assignment_id, task_id, clean, submission.duration_ms, now, hides
         )
-    raise Conflict(f"assignment {assignment_id} kept changing; try again")
+    raise Contended(f"assignment {assignment_id} kept changing; try again")
 
 
 def _refusal(_: bool) -> ClauseElement:

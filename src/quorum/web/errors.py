@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from quorum.domain.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized
+from quorum.api.errors import domain_headers, domain_status
+from quorum.domain.errors import DomainError
 from quorum.web.deps import CsrfRejected, SignInRequired, render, wants_json
 
 log = logging.getLogger("quorum.web")
@@ -31,6 +32,7 @@ TITLES = {
     422: "Invalid input",
     429: "Too many attempts",
     500: "Something went wrong",
+    503: "Busy",
 }
 
 
@@ -38,9 +40,15 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIXES)
 
 
-def _json(status: int, code: str, message: str, details: list[dict[str, object]]) -> Response:
+def _json(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, object]],
+    headers: dict[str, str] | None = None,
+) -> Response:
     body = {"error": {"code": code, "message": message, "details": details}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def page_error(request: Request, status: int, message: str, code: str = "error") -> Response:
@@ -50,18 +58,12 @@ def page_error(request: Request, status: int, message: str, code: str = "error")
     return render(request, "error.html", context, status_code=status)
 
 
-def _domain_status(exc: DomainError) -> int:
-    for cls, status in ((Unauthorized, 401), (Forbidden, 403), (NotFound, 404), (Invalid, 422)):
-        if isinstance(exc, cls):
-            return status
-    return 409
-
-
 def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    status = _domain_status(exc)
+    status = domain_status(exc)
     if wants_json(request):
-        return _json(status, exc.code, exc.message, exc.details)
+        headers = domain_headers(status) if status == 503 else None  # pages sign in by cookie
+        return _json(status, exc.code, exc.message, exc.details, headers)
     return page_error(request, status, exc.message, exc.code)
 
 
