@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from quorum.cli import app
 from quorum.db.engine import Database, make_engine
 from quorum.db.models import ReviewDecision, ReviewSource, Role
-from quorum.domain import deliveries, export, projects, reviews, users
+from quorum.domain import assignments, deliveries, export, pause, projects, reviews, users
 from quorum.domain.errors import Invalid
 from quorum.domain.tasks import Record, import_tasks
 from quorum.io.delivery_files import write_delivery
@@ -117,6 +117,38 @@ def test_sft_keeps_accepted_answers_and_corrections(demo_world: Demo, tmp_path: 
     assert by_source["annotator"]["review_status"] == "accepted"
     assert all(row["prompt"] and row["completion"] for row in pairs)
     assert sum(row["confidence"] is None for row in pairs) == len(labelled) - 3
+
+
+def test_sft_leaves_out_paused_annotators_and_later_labels(
+    demo_world: Demo, tmp_path: Path
+) -> None:
+    """The SFT rows are the export's labels: a paused annotator's answers are left out as from
+    the aggregate, and an answer submitted after the export was prepared is not in it."""
+
+    def write(annotator: int, task_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        return {"reference_answer": f"Answer {annotator} for task {task_id}, with enough words."}
+
+    labelled = demo_world.label(SFT, write)
+    project, session = demo_world.projects[SFT], demo_world.session
+    paused = demo_world.annotators[0]
+    pause.pause_by_owner(session, project.id, paused.id, "copies answers", by=demo_world.owner)
+    prepared = export.prepare(session, project, method="ds")
+    late = demo_world.annotators[1]
+    make_tasks = [Record(1, {"data": {"prompt": "A question asked after the export."}})]
+    import_tasks(session, project, make_tasks)
+    lease = assignments.lease(session, project, late)
+    assert lease is not None
+    assignments.submit(
+        session,
+        lease.assignment.id,
+        late,
+        {"reference_answer": "Written after the export was prepared, so not in it."},
+    )
+    write_delivery(deliveries.prepare(prepared, "sft"), tmp_path / "sft")
+    rows = datasets.load_from_disk(str(tmp_path / "sft"))
+    assert paused.pseudonym not in set(rows["annotator"])
+    kept = [a for a in labelled if a.user_id != paused.id]
+    assert rows.num_rows == len(kept) > 0
 
 
 def test_a_delivery_the_project_cannot_make_is_refused(demo_world: Demo) -> None:

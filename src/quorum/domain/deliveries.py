@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from quorum.db.models import Annotation, Project, ReviewStatus, Task, TaskStatus, User
 from quorum.db.types import utcnow
 from quorum.domain import dashboard_figures as figures
-from quorum.domain import reviews, workforce
+from quorum.domain import pause, reviews, workforce
 from quorum.domain.errors import Invalid
 from quorum.domain.export import TIME, Export, ExportFilter, row_schema
 from quorum.domain.questions import NAME_PATTERN, PreferenceQuestion, Question, TextQuestion
@@ -351,8 +351,9 @@ def _completion(
 
 
 def _text_answers(export: Export, after: int, prompt_field: str) -> list[Any]:
-    """The next annotations after id ``after`` that a reviewer did not reject, with their task's
-    prompt, the annotator's pseudonym and tier (filters as the export's)."""
+    """The next annotations after id ``after`` that the export's aggregate counts (a reviewer
+    did not reject them, their annotator is not paused, they were there when it was prepared),
+    with their task's prompt, the annotator's pseudonym and tier (filters as the export's)."""
     query = (
         select(
             Annotation.id,
@@ -370,7 +371,9 @@ def _text_answers(export: Export, after: int, prompt_field: str) -> list[Any]:
         .where(
             Annotation.project_id == export.project_id,
             Annotation.id > after,
+            Annotation.id <= export.last_label,
             Annotation.review_status != ReviewStatus.rejected,
+            pause.usable_label(),
             Task.id <= export.last_task,
         )
         .order_by(Annotation.id)

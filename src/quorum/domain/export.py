@@ -113,6 +113,7 @@ def prepare(
         chosen=_chosen(aggregate, labels, filters),
         pseudonyms=_pseudonyms(session, labels.worker_id),
         last_task=last_task or 0,
+        last_label=last_label or 0,
         batch_tasks=batch_tasks,
     )
 
@@ -166,6 +167,7 @@ class Export:
     chosen: npt.NDArray[np.bool_]
     pseudonyms: Pseudonyms
     last_task: int
+    last_label: int  # labels submitted after the export was prepared are not in it
     batch_tasks: int
 
     @property
