@@ -91,3 +91,29 @@ def test_skipped_qualification_tasks_count_as_wrong(desk: Desk, make: Factory) -
     assert mine["qualification"] == "passed"
     assert mine["trust"]["checks"] == 2  # qualification answers are checks
     assert mine["trust"]["checks_right"] == 2
+
+
+def test_the_loop_leaves_qualifiers_to_the_qualification(
+    desk: Desk, make: Factory, session: Session
+) -> None:
+    """Qualification answers are trust evidence, but until the annotator passed, the
+    qualification is their gate: the auto-pause does not also catch them on the same answers
+    (such a pause outlived the owner's reset, and the reset promises another try)."""
+    (annotator,) = team(make, 1)
+    project, owner = qualifying_project(make, [annotator])
+    for i in range(3):
+        lease = desk.next(project.id, annotator)
+        assert lease is not None and lease["task"]["data"] == {"q": i}
+        desk.submit(lease, annotator, {"label": "c"})  # all wrong
+        desk.sweep()  # the loop runs between answers (every 2 s in a server)
+    assert desk.next(project.id, annotator) is None  # graded: failed
+    desk.sweep()
+    standing = f"/projects/{project.id}/annotators/{annotator.user.id}"
+    quality = desk.get(f"/projects/{project.id}/quality", owner)
+    (mine,) = [a for a in quality["annotators"] if a["user_id"] == annotator.user.id]
+    assert (mine["qualification"], mine["paused"]) == ("failed", False)
+    assert mine["trust"]["checks"] == 3  # the answers still count as evidence
+    assert desk.post(f"{standing}/reset-qualification", owner)["qualification"] == "qualifying"
+    answer_qualification(desk, project.id, annotator, ["a", "a", "a"])
+    lease = desk.next(project.id, annotator)
+    assert lease is not None and "work" in lease["task"]["data"]

@@ -40,7 +40,7 @@ from quorum.db.models import (
 )
 from quorum.db.types import canonical_json
 from quorum.domain.errors import Conflict, Invalid
-from quorum.domain.pause import excluded
+from quorum.domain.pause import FAILED, PASSED, excluded
 from quorum.domain.questions import QuestionSchema, check_answers
 from quorum.domain.text import refuse_nul
 
@@ -76,8 +76,6 @@ def due_filter(
     ]
 
 
-PASSED = "passed"
-FAILED = "failed"
 # Hidden gold is handed out newest first: an order that the index ix_tasks_gold_due (without
 # DESC columns, so SQLite can reflect it) gives by scanning backwards.
 GOLD_ORDER = (Task.priority.desc(), Task.n_submitted.desc(), Task.id.desc())

@@ -7,6 +7,10 @@ the project are freed at once, and their labels are left out of aggregation (kep
 excluded) until an owner un-pauses them. The reason, with the figures behind it, is stored for
 the owner. An un-pause starts a new evidence window: only outcomes recorded after it count
 towards the next auto-pause, so an owner's decision is not undone by the evidence it overruled.
+
+Where the project has a qualification, the rule weighs only annotators who passed it: until then
+the qualification is their gate (failing it locks them out, and an owner's reset lets them try
+again), and a pause on the same answers would outlive that reset.
 """
 
 from collections import Counter
@@ -33,6 +37,10 @@ from quorum.domain.projects import policy_of
 from quorum.domain.task_status import status_after
 from quorum.domain.text import refuse_nul
 from quorum.domain.trust import PAUSE_CERTAINTY, Trust, in_project
+
+# ProjectWorker.qualification: graded, one way or the other (no row or None: not graded yet)
+PASSED = "passed"
+FAILED = "failed"
 
 
 def ensure_worker(session: Session, project_id: int, user_id: int) -> ProjectWorker:
@@ -94,15 +102,22 @@ def check(
     """Pause the annotators among ``user_ids`` whom the rule (module doc) now catches."""
     if not user_ids:
         return []
-    floor = policy_of(project).accuracy_floor
+    policy = policy_of(project)
     rows = session.execute(
-        select(ProjectWorker.user_id, ProjectWorker.paused_at, ProjectWorker.evidence_since).where(
-            ProjectWorker.project_id == project.id, ProjectWorker.user_id.in_(list(user_ids))
-        )
+        select(
+            ProjectWorker.user_id,
+            ProjectWorker.paused_at,
+            ProjectWorker.evidence_since,
+            ProjectWorker.qualification,
+        ).where(ProjectWorker.project_id == project.id, ProjectWorker.user_id.in_(list(user_ids)))
     ).all()
-    already = {user_id for user_id, paused_at, _ in rows if paused_at is not None}
-    since = {user_id: start for user_id, _, start in rows if start is not None}
+    if policy.qualification is not None:
+        passed = {user_id for user_id, _, _, state in rows if state == PASSED}
+        user_ids = [user_id for user_id in user_ids if user_id in passed]
+    already = {user_id for user_id, paused_at, _, _ in rows if paused_at is not None}
+    since = {user_id: start for user_id, _, start, _ in rows if start is not None}
     evidence = in_project(session, project.id, user_ids, since=since)
+    floor = policy.accuracy_floor
     caught = sorted(
         user_id
         for user_id, trust in evidence.items()

@@ -33,8 +33,7 @@ from quorum.db.models import (
 from quorum.db.types import utcnow
 from quorum.domain import gold
 from quorum.domain.errors import Conflict
-from quorum.domain.lease_rules import FAILED, PASSED
-from quorum.domain.pause import ensure_worker
+from quorum.domain.pause import FAILED, PASSED, ensure_worker
 from quorum.domain.projects import policy_of
 from quorum.domain.task_status import status_after
 

@@ -27,7 +27,7 @@ from quorum.db.models import (
     User,
 )
 from quorum.domain import gold, pause, workforce
-from quorum.domain.lease_rules import FAILED, PASSED
+from quorum.domain.pause import FAILED, PASSED
 from quorum.domain.policy import ProjectPolicy
 from quorum.domain.projects import policy_of
 from quorum.web.quality import AUTO
