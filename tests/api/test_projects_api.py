@@ -218,7 +218,7 @@ def test_stats_count_progress(client: TestClient, make: Factory) -> None:
     )
     client.post(f"/api/v1/projects/{project.id}/next", headers=annotator.headers)
     stats = client.get(f"/api/v1/projects/{project.id}/stats", headers=owner.headers).json()
-    assert stats | {"annotators": None} == {
+    assert stats | {"annotators": None, "agreement": None} == {
         "tasks": 3,
         "complete": 1,
         "open": 2,
@@ -229,8 +229,18 @@ def test_stats_count_progress(client: TestClient, make: Factory) -> None:
         "work_complete": 1,
         "progress": pytest.approx(1 / 3),
         "annotators": None,
+        "agreement": None,
     }
-    assert stats["annotators"] == [{"annotator": annotator.user.pseudonym, "labels": 1}]
+    (figures,) = stats["annotators"]
+    assert (figures["annotator"], figures["labels"], figures["paused"]) == (
+        annotator.user.pseudonym,
+        1,
+        False,
+    )
+    assert figures["trust"]["checks"] == 0  # the loop grades gold off the request path
+    (agreement,) = stats["agreement"]
+    assert (agreement["question"], agreement["value"], agreement["tasks"]) == ("label", None, 0)
+    assert agreement["note"] == "no task has two labels yet"
     assert (
         client.get(f"/api/v1/projects/{project.id}/stats", headers=annotator.headers).status_code
         == 403

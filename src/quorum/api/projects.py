@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Response, status
 
 from quorum.api.deps import CurrentUser, SessionDep
+from quorum.api.quality_schemas import TrustPublic
 from quorum.api.schemas import (
     Cursor,
     Id,
@@ -16,7 +17,7 @@ from quorum.api.schemas import (
     StatsPublic,
 )
 from quorum.db.models import Membership, Project, Role
-from quorum.domain import policies, projects, stats
+from quorum.domain import dashboard, policies, projects, quality_report, stats
 from quorum.domain.projects import ProjectAccess
 
 router = APIRouter(tags=["projects"])
@@ -132,10 +133,14 @@ def remove_member(project_id: Id, user_id: Id, session: SessionDep, user: Curren
 
 @router.get("/projects/{project_id}/stats")
 def read_stats(project_id: Id, session: SessionDep, user: CurrentUser) -> StatsPublic:
-    """Progress, labels and annotator figures (owners and reviewers)."""
+    """Progress, labels, agreement per question and each annotator's labels and trust (owners
+    and reviewers)."""
     seen = projects.access(session, user, project_id)
     policies.authorize(user, policies.can_review(seen.role))
     figures = stats.project_stats(session, seen.project)
+    quality = {
+        a.annotator: a for a in quality_report.project_quality(session, seen.project).annotators
+    }
     return StatsPublic.model_validate(
         {
             **{k: getattr(figures, k) for k in ("tasks", "complete", "open", "gold_tasks")},
@@ -144,7 +149,15 @@ def read_stats(project_id: Id, session: SessionDep, user: CurrentUser) -> StatsP
             "work_tasks": figures.work.tasks,
             "work_complete": figures.work.complete,
             "progress": figures.progress,
-            "annotators": [vars(a) for a in figures.annotators],
+            "agreement": [vars(a) for a in dashboard.agreement(session, seen.project)],
+            "annotators": [
+                {
+                    **vars(a),
+                    "trust": TrustPublic.of(quality[a.annotator].trust),
+                    "paused": quality[a.annotator].paused,
+                }
+                for a in figures.annotators
+            ],
         }
     )
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from quorum.api.quality_schemas import TrustPublic
 from quorum.db.models import Role, TaskStatus
 from quorum.domain.policy import ProjectPolicy
 from quorum.domain.questions import QuestionSchema
@@ -180,6 +181,20 @@ class AssignmentPublic(_Out):
 class AnnotatorFiguresPublic(_Out):
     annotator: str
     labels: int
+    trust: TrustPublic = Field(description="in this project (GET .../quality has the rest)")
+    paused: bool = Field(description="paused here: their labels are left out of aggregation")
+
+
+class AgreementPublic(BaseModel):
+    question: str
+    kind: str
+    metric: str = Field(description="Krippendorff's alpha (nominal, or interval for ratings)")
+    value: float | None = Field(description="null while no task has two labels")
+    low: float | None = Field(description="95% bootstrap interval over tasks")
+    high: float | None
+    percent: float | None = Field(description="pairwise percent agreement")
+    tasks: int = Field(description="tasks with two or more labels")
+    note: str
 
 
 class StatsPublic(BaseModel):
@@ -194,4 +209,5 @@ class StatsPublic(BaseModel):
     )
     work_complete: int = Field(description="of those, the complete ones")
     progress: float = Field(description="share of the work complete (work_complete / work_tasks)")
+    agreement: list[AgreementPublic] = Field(description="per question, rejected labels left out")
     annotators: list[AnnotatorFiguresPublic]

@@ -29,7 +29,7 @@ from quorum.db.models import (
 from quorum.domain import aggregation
 from quorum.domain import dashboard_figures as figures
 from quorum.domain.projects import policy_of, schema_of
-from quorum.domain.questions import ChoiceQuestion
+from quorum.domain.questions import ChoiceQuestion, QuestionSchema
 from quorum.domain.stats import ProjectStats, project_stats, work_counts
 
 
@@ -185,15 +185,7 @@ def project_overview(session: Session, project: Project) -> Overview:
         .where(Annotation.project_id == project.id)
         .order_by(Annotation.id)
     ).all()
-    kept = [row for row in rows if row[4] is not ReviewStatus.rejected]
-    labels = {
-        q.name: [
-            figures.Label(task, who, answers[q.name])
-            for task, who, answers, _, _ in kept
-            if answers.get(q.name) is not None
-        ]
-        for q in schema.questions
-    }
+    labels = _by_question(schema, rows)
     gold = _gold(session, project.id)
     choice = [q for q in schema.questions if isinstance(q, ChoiceQuestion)]
     unit, buckets = figures.throughput([row[3] for row in rows])
@@ -216,6 +208,36 @@ def project_overview(session: Session, project: Project) -> Overview:
         ],
         reviews=_review_counts(session, project.id),
     )
+
+
+def agreement(session: Session, project: Project) -> list[figures.QuestionAgreement]:
+    """Agreement per question over the labels a reviewer did not reject (as the dashboard)."""
+    schema = schema_of(project)
+    rows = session.execute(
+        select(Annotation.task_id, User.pseudonym, Annotation.answers, Annotation.review_status)
+        .join(User, User.id == Annotation.user_id)
+        .where(Annotation.project_id == project.id)
+        .order_by(Annotation.id)
+    ).all()
+    labels = _by_question(
+        schema, [(task, who, answers, None, status) for task, who, answers, status in rows]
+    )
+    return [figures.agreement(q, labels[q.name]) for q in schema.questions]
+
+
+def _by_question(
+    schema: QuestionSchema, rows: Sequence[tuple[int, str, Any, Any, ReviewStatus]]
+) -> dict[str, list[figures.Label]]:
+    """Each question's answers in ``(task, pseudonym, answers, _, review status)`` rows, leaving
+    out labels a reviewer rejected."""
+    return {
+        q.name: [
+            figures.Label(task, who, answers[q.name])
+            for task, who, answers, _, status in rows
+            if status is not ReviewStatus.rejected and answers.get(q.name) is not None
+        ]
+        for q in schema.questions
+    }
 
 
 def _per_annotator(
