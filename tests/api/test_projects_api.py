@@ -203,6 +203,30 @@ def test_update_policy_recomputes_task_status(client: TestClient, make: Factory)
     assert by_annotator.status_code == 403
 
 
+def test_a_policy_change_keeps_the_keys_it_does_not_name(client: TestClient, make: Factory) -> None:
+    """PATCH merges the policy (RFC 7386, one level): keys not given stay, a null clears an
+    optional key, and the merged policy is checked as a whole."""
+    owner = make.person("owner")
+    project = make.project(
+        owner, policy={"overlap": 2, "max_overlap": 4, "gold_rate": 0.1, "budget_cents": 500}
+    )
+    url = f"/api/v1/projects/{project.id}"
+
+    def patch(policy: dict[str, Any]) -> Any:
+        return client.patch(url, json={"policy": policy}, headers=owner.headers)
+
+    changed = patch({"pay_per_task_cents": 40}).json()["policy"]
+    assert (changed["overlap"], changed["max_overlap"], changed["gold_rate"]) == (2, 4, 0.1)
+    assert (changed["pay_per_task_cents"], changed["budget_cents"]) == (40, 500)
+    cleared = patch({"budget_cents": None}).json()["policy"]
+    assert (cleared["budget_cents"], cleared["gold_rate"], cleared["max_overlap"]) == (None, 0.1, 4)
+    refused = patch({"overlap": 5})  # above the max_overlap it keeps
+    assert refused.status_code == 422, refused.text
+    assert "max_overlap must be at least overlap" in refused.json()["error"]["message"]
+    assert client.get(url, headers=owner.headers).json()["policy"]["overlap"] == 2
+    assert patch({"overlap": None}).status_code == 422  # only optional keys may be cleared
+
+
 def test_stats_count_progress(client: TestClient, make: Factory) -> None:
     owner, annotator = make.person("owner"), make.person("annotator")
     project = make.project(owner, members={Role.annotator: [annotator]})

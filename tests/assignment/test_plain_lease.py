@@ -76,7 +76,7 @@ def test_the_lease_follows_a_policy_change_both_ways(session: Session, make: Fac
     if _on_postgres(session):
         assert project.id in pg_statements.HINTS.not_plain
 
-    projects.update_project(session, project, {"policy": {"overlap": 3}})
+    projects.update_project(session, project, {"policy": {"gold_rate": 0}})
     again = assignments.lease_view(session, project.id, team[2].user.id, utcnow())
     assert again is not None and not again.hides_gold
 

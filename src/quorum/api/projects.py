@@ -84,9 +84,12 @@ def read_project(project_id: Id, session: SessionDep, user: CurrentUser) -> Proj
 def update_project(
     project_id: Id, body: ProjectUpdate, session: SessionDep, user: CurrentUser
 ) -> ProjectPublic:
-    """Change name, instructions, schema (only before any annotation) or policy (owners)."""
+    """Change name, instructions, schema (only before any annotation) or policy (owners). The
+    policy is merged: keys not given keep their values, a null clears an optional one."""
     seen = _managed(session, user, project_id)
-    changes = body.model_dump(mode="json", exclude_unset=True, by_alias=True, exclude_none=True)
+    given = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    # A null inside the policy clears that key (merge patch); a null field here changes nothing.
+    changes = {field: value for field, value in given.items() if value is not None}
     project = projects.update_project(session, seen.project, changes)
     return _public(project, seen.role)
 

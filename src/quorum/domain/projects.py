@@ -138,7 +138,8 @@ def has_annotations(session: Session, project_id: int) -> bool:
 
 
 def update_project(session: Session, project: Project, changes: dict[str, Any]) -> Project:
-    """Apply a partial update, all or nothing; a new overlap recomputes every task's status."""
+    """Apply a partial update, all or nothing; a new overlap recomputes every task's status.
+    The policy's keys not given keep their values (:func:`merged_policy`)."""
     refuse_nul(changes, "")
     if "name" in changes:
         project.name = _clean_name(changes["name"])
@@ -150,10 +151,20 @@ def update_project(session: Session, project: Project, changes: dict[str, Any]) 
             raise Conflict("the schema cannot change once the project has annotations")
         project.schema = schema.model_dump(mode="json", exclude_none=True)
     if "policy" in changes:
-        _change_policy(session, project, parse_policy(changes["policy"]))
+        _change_policy(session, project, parse_policy(merged_policy(project, changes["policy"])))
     project.updated_at = utcnow()
     session.commit()
     return project
+
+
+def merged_policy(project: Project, changes: Any) -> Any:
+    """The policy after a partial change, as a JSON merge patch (RFC 7386) one level deep: the
+    keys given replace the stored ones, a null clears an optional key (``max_overlap``,
+    ``budget_cents``, ...), the keys not given stay; ``qualification`` is given whole."""
+    if not isinstance(changes, dict):
+        return changes  # not an object: parse_policy names the problem
+    merged = {**policy_of(project).model_dump(mode="json"), **changes}
+    return {key: value for key, value in merged.items() if value is not None}
 
 
 def _change_policy(session: Session, project: Project, new: ProjectPolicy) -> None:
