@@ -154,6 +154,7 @@ def test_report_before_and_after_the_experts(session: Session, world: World) -> 
     checked = _label_the_sample(session, world)
     vendor = audit_report.report(session, world.project).vendors[0]
     assert vendor.checked == vendor.sampled == checked > 0
+    assert vendor.covered == vendor.delivered  # every class checked: the whole delivery
     assert vendor.wilson and vendor.bootstrap and vendor.kappa is not None
     assert vendor.wilson.low <= vendor.accuracy <= vendor.wilson.high  # type: ignore[operator]
     assert sum(c.checked for c in vendor.classes) == checked
@@ -165,6 +166,32 @@ def test_report_before_and_after_the_experts(session: Session, world: World) -> 
     assert vendor.confusion.labels == [c.label for c in vendor.classes] == CLASSES
     assert vendor.cost_per_correct_label_cents == pytest.approx(10 / vendor.accuracy)  # type: ignore[operator]
     assert vendor.estimated_wrong_labels == pytest.approx(120 * (1 - vendor.accuracy))  # type: ignore[operator]
+
+
+def test_a_report_read_mid_sample_bounds_the_classes_not_checked_yet(
+    session: Session, make: Factory
+) -> None:
+    """Sampled tasks go out in import order: here the experts first check the 2 labels of a
+    small class. The other 38 labels may be all wrong or all right, and the intervals say so."""
+    world = make_world(make, 40)
+    rows = [
+        {"external_id": f"t{i}", "answers": {"animal": "bird" if i < 2 else "cat"}}
+        for i in range(40)
+    ]
+    audits.import_vendor_labels(session, world.project, "Acme", records(rows))
+    audits.draw_sample(session, world.project, width=0.3, seed=1)
+    expert = world.experts[0].user
+    for _ in range(2):
+        lease = assignments.lease(session, world.project, expert)
+        assert lease is not None and lease.task.external_id in {"t0", "t1"}
+        assignments.submit(session, lease.assignment.id, expert, {"animal": "bird"})
+    vendor = audit_report.report(session, world.project).vendors[0]
+    assert vendor.wilson and vendor.bootstrap and vendor.wrong_labels_interval
+    for interval in (vendor.wilson, vendor.bootstrap):
+        assert interval.low <= 2 / 40 and interval.high == 1.0
+    assert vendor.wrong_labels_interval.high >= 38
+    assert (vendor.delivered, vendor.checked, vendor.covered) == (40, 2, 2)
+    assert vendor.accuracy == 1.0  # of the one class checked so far
 
 
 def test_two_vendors_ranked_through_the_api(client: TestClient, make: Factory) -> None:

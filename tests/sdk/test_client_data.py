@@ -104,6 +104,7 @@ def test_audits_and_payments(live_server: LiveServer, tmp_path: Path) -> None:
         assert labelled == 2  # the budget pays for two labels: then `next` has nothing
         report = owner.audit_report(project["id"])
         assert [v["vendor"] for v in report["vendors"]][0] == "Acme"
+        assert all(0 < v["covered"] <= v["delivered"] for v in report["vendors"] if v["checked"])
         with pytest.raises(Forbidden):
             expert.audit_report(project["id"])
         spend = owner.spend(project["id"])

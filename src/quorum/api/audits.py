@@ -79,6 +79,10 @@ class VendorReportPublic(_Out):
     delivered: int
     sampled: int
     checked: int
+    covered: int = Field(
+        description="labels of the classes with a checked task, which accuracy rests on; below "
+        "delivered mid-sample, when the intervals also allow for the other classes"
+    )
     accuracy: float | None
     wilson: IntervalPublic | None
     bootstrap: IntervalPublic | None

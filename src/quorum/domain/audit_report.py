@@ -6,6 +6,9 @@ labels dropped). Per vendor, ranked by accuracy:
 
 - accuracy over the whole delivery, estimated from the stratified sample, with a 95% Wilson
   interval (Kish effective size) and a bootstrap interval over tasks (``quorum.truth.sampling``);
+  read mid-sample, the estimate covers only the classes with a checked task (``covered`` of the
+  ``delivered`` labels) and both intervals make room for the other classes being all wrong or
+  all right;
 - Cohen's kappa between vendor and experts on the checked tasks, with a bootstrap interval;
 - the confusion of the checked tasks (experts' class by row, vendor's by column) and each
   vendor class's precision;
@@ -70,6 +73,7 @@ class VendorReport:
     delivered: int
     sampled: int
     checked: int
+    covered: int = 0  # labels of the classes with a checked task: what `accuracy` rests on
     accuracy: float | None = None
     wilson: Interval | None = None
     bootstrap: Interval | None = None
@@ -224,6 +228,7 @@ def _figures(
             stratum, right, population, n_boot=N_BOOT, confidence=CONFIDENCE, random_state=seed
         )
         figures |= {
+            "covered": estimate.covered,
             "accuracy": estimate.value,
             "wilson": Interval(estimate.low, estimate.high),
             "bootstrap": Interval(low, high),

@@ -12,6 +12,10 @@ wrong on one class cannot hide behind the others). Everything here is arrays in,
   effective sample size, with the finite population correction.
 - :func:`stratified_bootstrap`: a percentile interval from resampling tasks within strata.
 
+Both intervals are for the whole population. Read mid-sample, some strata may have nothing
+checked yet: their accuracy is unknown, anywhere in [0, 1], and the interval makes room for it
+(worst-case bounds), while the estimate is that of the strata checked so far.
+
 >>> [round(bound, 4) for bound in wilson_interval(45, 50)]
 [0.7864, 0.9565]
 >>> sample_size(0.1, expected=0.9)
@@ -21,6 +25,9 @@ wrong on one class cannot hide behind the others). Everything here is arrays in,
 >>> e = stratified_accuracy([700, 300], [30, 20], [27, 15])
 >>> round(e.value, 3), e.low < e.value < e.high
 (0.855, True)
+>>> e = stratified_accuracy([100, 2], [0, 2], [0, 2])  # 2 of 102 labels checked, both right
+>>> e.value, e.covered, round(e.low, 4), e.high
+(1.0, 2, 0.0196, 1.0)
 """
 
 from __future__ import annotations
@@ -67,8 +74,11 @@ def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tup
     p = successes / n
     center = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # NOTE: clip: at p = 0 or 1 rounding can put a bound a hair outside [0, 1].
-    return float(max(0.0, center - half)), float(min(1.0, center + half))
+    # NOTE: at p = 0 (p = 1) the lower (upper) bound is exactly 0 (1), but rounding can put it
+    # a hair to either side: outside [0, 1], or past the estimate itself.
+    low = 0.0 if p == 0 else max(0.0, center - half)
+    high = 1.0 if p == 1 else min(1.0, center + half)
+    return float(low), float(high)
 
 
 def _effective_n(n: float, population: float | None) -> float:
@@ -143,7 +153,10 @@ def allocate(sizes: npt.ArrayLike, n: int, *, minimum: int = 2) -> IntArray:
 @dataclass(frozen=True)
 class Estimate:
     """A proportion with its interval at level ``confidence``; ``n`` units were checked, worth
-    ``n_effective`` simple random draws (Kish; infinite when the whole population was checked)."""
+    ``n_effective`` simple random draws (Kish; infinite when the whole population was checked).
+
+    ``value`` is the estimate over the ``covered`` units of the strata with a checked unit;
+    ``low`` and ``high`` bound the whole population, whatever the unchecked strata hold."""
 
     value: float
     low: float
@@ -151,6 +164,7 @@ class Estimate:
     confidence: float
     n: int
     n_effective: float
+    covered: int
 
 
 def _strata(
@@ -175,34 +189,58 @@ def stratified_accuracy(
     r"""The share of correct labels in a population, from a stratified sample.
 
     Stratum $h$ holds $N_h$ labels, $n_h$ were checked and $x_h$ were right; the estimate is
-    $\hat p = \sum_h W_h x_h / n_h$ with $W_h = N_h / N$. Strata with nothing checked are
-    left out and the weights renormalised over the rest (the caller should avoid them). The
-    interval is Wilson's at $\hat p$ with the Kish effective size
-    $n_\mathrm{eff} = (\sum_i w_i)^2 / \sum_i w_i^2$ over the checked labels' weights
-    $w_i = N_h / n_h$, corrected for sampling without replacement. Kish's size depends on the
-    weights alone, not on the observed proportions, so a stratum where every label was right
-    cannot make the interval falsely narrow.
+    $\hat p = \sum_h W_h x_h / n_h$ with $W_h = N_h / N$. The interval is Wilson's at $\hat p$
+    with the Kish effective size $n_\mathrm{eff} = (\sum_i w_i)^2 / \sum_i w_i^2$ over the
+    checked labels' weights $w_i = N_h / n_h$, corrected for sampling without replacement.
+    Kish's size depends on the weights alone, not on the observed proportions, so a stratum
+    where every label was right cannot make the interval falsely narrow.
+
+    Strata with nothing checked (a report read mid-sample) say nothing of their accuracy.
+    ``value`` is then the estimate over the checked strata $S$ alone (weights renormalised over
+    them; ``covered`` counts their labels), and the interval $[L_S, U_S]$ above, also over
+    them, is widened to the whole population by Manski's worst-case bounds: with
+    $W_S = \sum_{h \in S} N_h / N$, the accuracy lies in
+    $[W_S L_S,\ W_S U_S + (1 - W_S)]$ (the unchecked labels all wrong, or all right). It holds
+    the accuracy whenever $[L_S, U_S]$ holds that of the checked strata, so its coverage is at
+    least the nominal level (Horowitz & Manski's interval for the whole identification region,
+    conservative by design). With every stratum checked $W_S = 1$ and nothing changes.
 
     Kish (1965), Survey Sampling, Wiley, section 11.7; Dean & Pagano (2015), "Evaluating
     confidence interval methods for binomial proportions in clustered surveys", Journal of
     Survey Statistics and Methodology 3(4):484-503. doi:10.1093/jssam/smv024
+    Manski (1989), "Anatomy of the Selection Problem", Journal of Human Resources
+    24(3):343-360. doi:10.2307/145818; Horowitz & Manski (2000), "Nonparametric analysis of
+    randomized experiments with missing covariate and outcome data", JASA 95(449):77-84.
+    doi:10.1080/01621459.2000.10473902
     """
     big_n, n, x = _strata(population, sampled, successes)
     seen = n > 0
     checked = int(n.sum())
     if not seen.any():
-        return Estimate(float("nan"), 0.0, 1.0, confidence, 0, 0.0)
-    weight = big_n[seen] / big_n[seen].sum()
+        return Estimate(float("nan"), 0.0, 1.0, confidence, 0, 0.0, 0)
+    covered = float(big_n[seen].sum())
+    weight = big_n[seen] / covered
     value = float(weight @ (x[seen] / n[seen]))
     unit_weight = big_n[seen] / n[seen]
     kish = float((unit_weight @ n[seen]) ** 2 / ((unit_weight**2) @ n[seen]))
-    # The finite population correction, with the overall sampling fraction.
-    fraction = checked / float(big_n[seen].sum())
+    # The finite population correction, with the checked strata's sampling fraction.
+    fraction = checked / covered
     n_eff = kish / (1.0 - fraction) if fraction < 1.0 else float("inf")
-    if np.isinf(n_eff):  # every label checked: the accuracy is known exactly
-        return Estimate(value, value, value, confidence, checked, n_eff)
-    low, high = wilson_interval(value * n_eff, n_eff, confidence)
-    return Estimate(value, low, high, confidence, checked, n_eff)
+    if np.isinf(n_eff):  # every label of the checked strata checked: their accuracy is known
+        low, high = value, value
+    else:
+        low, high = wilson_interval(value * n_eff, n_eff, confidence)
+    low, high = _unchecked_bounds(low, high, covered / float(big_n.sum()))
+    return Estimate(value, low, high, confidence, checked, n_eff, int(covered))
+
+
+def _unchecked_bounds(low: float, high: float, share_checked: float) -> tuple[float, float]:
+    """An interval for the checked strata's accuracy, widened to the whole population: the
+    ``1 - share_checked`` of labels in unchecked strata may be all wrong or all right (Manski's
+    worst-case bounds). With ``share_checked == 1`` the interval comes back unchanged."""
+    unknown = 1.0 - share_checked
+    # NOTE: min: share * high + unknown can round a hair above 1 when high is 1.
+    return share_checked * low, min(1.0, share_checked * high + unknown)
 
 
 def stratified_bootstrap(
@@ -224,6 +262,9 @@ def stratified_bootstrap(
     estimate: a stratum where every checked label was right otherwise never varies, and the
     plain percentile interval of a 99%-accurate vendor then covers the truth about two times in
     three (tests/audit/test_sampling.py).
+
+    Strata with no checked label are widened into the interval as :func:`stratified_accuracy`
+    does: their labels may be all wrong or all right (Manski's worst-case bounds).
     """
     big_n = np.asarray(population, np.float64)
     codes = as_codes("stratum", stratum, big_n.size)
@@ -236,6 +277,7 @@ def stratified_bootstrap(
     seen = n > 0
     if not seen.any():
         return 0.0, 1.0
+    share_checked = float(big_n[seen].sum() / big_n.sum())
     n, x, weight = n[seen], x[seen], big_n[seen] / big_n[seen].sum()
     smoothed = (x + 0.5) / (n + 1.0)
     rng = np.random.default_rng(random_state)
@@ -243,4 +285,4 @@ def stratified_bootstrap(
     replicates = (draws / n) @ weight + (weight @ (x / n) - weight @ smoothed)
     tail = 50.0 * (1.0 - confidence)
     low, high = np.percentile(replicates, [tail, 100.0 - tail])
-    return float(max(0.0, low)), float(min(1.0, high))
+    return _unchecked_bounds(float(max(0.0, low)), float(min(1.0, high)), share_checked)
