@@ -114,7 +114,7 @@ def test_idempotency_key(client: TestClient, make: Factory, learnt: bool) -> Non
     then takes one statement, which must record the key too)."""
     owner, annotator = make.person("owner"), make.person("annotator")
     project = make.project(owner, members={Role.annotator: [annotator]})
-    make.tasks(project, [{"data": {"n": 0}}, {"data": {"n": 1}}])
+    make.tasks(project, [{"data": {"n": i}} for i in range(3)])
     if learnt:
         assert _submit(client, _next(client, project.id, annotator), annotator).status_code == 200
     lease = _next(client, project.id, annotator)
@@ -125,6 +125,11 @@ def test_idempotency_key(client: TestClient, make: Factory, learnt: bool) -> Non
     changed = _submit(client, lease, annotator, "no", **{"Idempotency-Key": "k-1"})
     assert changed.status_code == 422
     assert changed.json()["error"]["details"][0]["field"] == "Idempotency-Key"
+    elsewhere = _submit(
+        client, _next(client, project.id, annotator), annotator, **{"Idempotency-Key": "k-1"}
+    )
+    assert elsewhere.status_code == 422  # the same body, but for another assignment
+    assert "another assignment" in elsewhere.json()["error"]["details"][0]["message"]
     labels = client.get(f"/api/v1/projects/{project.id}/stats", headers=owner.headers).json()[
         "labels"
     ]

@@ -356,7 +356,11 @@ class Submission:
         if recorded_hash is None:
             return False
         if recorded_hash != self.digest:
-            raise Invalid.one("Idempotency-Key", "was already used with a different request body")
+            raise Invalid.one(
+                "Idempotency-Key",
+                "was already used for another request (another assignment, other answers or "
+                "another duration); give each submission its own key",
+            )
         return True
 
     def validated(self, schema: QuestionSchema, data: Any) -> dict[str, Any]:
