@@ -152,6 +152,29 @@ def test_progress_leaves_out_the_gold_checks(visit: Visit, make: Factory, sessio
     assert 'aria-label="2 of 2 tasks complete"' in listing  # the annotator learns no gold count
 
 
+def test_the_dashboard_offers_only_the_deliveries_the_project_can_make(
+    visit: Visit, make: Factory
+) -> None:
+    owner = make.person("rhea")
+    choice = make.project(owner)  # one choice question: no preference, no text
+    formats = re.findall(
+        r'<option value="(\w+)">', visit(owner).get(f"/projects/{choice.id}/dashboard").text
+    )
+    assert [f for f in formats if f in {"jsonl", "csv", "parquet", "hf", "dpo", "sft"}] == [
+        "jsonl",
+        "csv",
+        "parquet",
+        "hf",
+    ]
+    both = {"questions": [
+        {"name": "better", "kind": "preference", "options": ["response_a", "response_b"]},
+        {"name": "answer", "kind": "text"},
+    ]}  # fmt: skip
+    rich = make.project(owner, both)
+    page = visit(owner).get(f"/projects/{rich.id}/dashboard").text
+    assert '<option value="dpo">' in page and '<option value="sft">' in page
+
+
 def test_a_dashboard_without_labels_draws_no_empty_heatmap(visit: Visit, make: Factory) -> None:
     owner = make.person("rhea")
     project = make.project(owner, policy={"overlap": 2})

@@ -33,7 +33,13 @@ from quorum.domain import dashboard_figures as figures
 from quorum.domain import pause, reviews, workforce
 from quorum.domain.errors import Invalid
 from quorum.domain.export import TIME, Export, ExportFilter, row_schema
-from quorum.domain.questions import NAME_PATTERN, PreferenceQuestion, Question, TextQuestion
+from quorum.domain.questions import (
+    NAME_PATTERN,
+    PreferenceQuestion,
+    Question,
+    QuestionSchema,
+    TextQuestion,
+)
 
 DeliveryKind = Literal["hf", "dpo", "sft"]
 DELIVERY_KINDS: tuple[DeliveryKind, ...] = ("hf", "dpo", "sft")
@@ -116,6 +122,17 @@ class Delivery:
             self.facts.rows += batch.num_rows
             if batch.num_rows:
                 yield batch
+
+
+def possible(schema: QuestionSchema) -> list[DeliveryKind]:
+    """The deliveries a project of ``schema`` can make: dpo needs a preference question, sft a
+    text question (pages offer only these)."""
+    kinds = {
+        "hf": True,
+        "dpo": any(isinstance(q, PreferenceQuestion) for q in schema.questions),
+        "sft": any(isinstance(q, TextQuestion) for q in schema.questions),
+    }
+    return [kind for kind in DELIVERY_KINDS if kinds[kind]]
 
 
 def prepare(export: Export, kind: str, *, prompt_field: str | None = None) -> Delivery:

@@ -178,7 +178,7 @@ def dashboard_page(
         "plotly_version": plotly_version,
         "can_export": policies.can_export(seen.role)(user),
         "can_manage": policies.can_manage_project(seen.role)(user),
-        "export_formats": export.FORMATS,
+        "export_formats": export.formats_for(seen.project),
         "export_methods": export.AGGREGATION_METHODS,
     }
     return render(request, "dashboard.html", context)

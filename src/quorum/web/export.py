@@ -5,8 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from quorum.domain import aggregation
+from quorum.db.models import Project
+from quorum.domain import aggregation, deliveries
 from quorum.domain.export import ExportFilter
+from quorum.domain.projects import schema_of
 from quorum.io.export_files import EXPORT_FORMATS, ExportFormat, download
 from quorum.truth import METHODS
 from quorum.web.deps import CurrentUser, PageId
@@ -36,5 +38,11 @@ def download_export(
     return StreamingResponse(found.chunks, media_type=found.media_type, headers=found.headers)
 
 
-FORMATS = EXPORT_FORMATS
 AGGREGATION_METHODS = METHODS
+
+
+def formats_for(project: Project) -> list[ExportFormat]:
+    """The formats the dashboard offers: every file format, and the deliveries the project's
+    questions allow (no dpo without a preference question, no sft without a text question)."""
+    allowed = deliveries.possible(schema_of(project))
+    return [f for f in EXPORT_FORMATS if f not in deliveries.DELIVERY_KINDS or f in allowed]
