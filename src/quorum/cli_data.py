@@ -18,6 +18,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from quorum.io.modes import as_created
+
 if TYPE_CHECKING:  # the commands import their modules when run, so `quorum --help` stays fast
     from sqlalchemy.orm import Session
 
@@ -250,6 +252,7 @@ def _replacing(path: Path) -> Iterator[IO[bytes]]:
     try:
         with os.fdopen(handle, "wb") as sink:
             yield sink
+        as_created(temporary)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import orjson
 import typer
 
+from quorum.io.modes import as_created
+
 if TYPE_CHECKING:
     from quorum.io.labels import Table
     from quorum.truth import Agreement, EncodedLabels
@@ -224,6 +226,7 @@ def _write_atomically(table: Any, out: Path) -> None:
         else:
             rows = table.to_pylist()
             Path(temporary).write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+        as_created(temporary)
         os.replace(temporary, out)
     finally:
         Path(temporary).unlink(missing_ok=True)

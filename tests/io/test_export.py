@@ -1,6 +1,9 @@
 """Exporting a project: row contents, filters, round trips per format, API and CLI."""
 
 import io
+import os
+import stat
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -239,3 +242,33 @@ def test_cli_export_writes_the_file_or_nothing(tmp_path: Path) -> None:
     assert late.exit_code == 2 and "--since" in late.output
     written = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("cli.db"))
     assert written == ["out.parquet", "spec.json", "tasks.ndjson"]  # no partial file left
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    previous = os.umask(0o027)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.usefixtures("umask_027")
+def test_cli_exports_take_the_users_umask(tmp_path: Path) -> None:
+    """Written under a temporary name and renamed, exports would keep tempfile's private mode
+    (0600, 0700); they get what the umask gives any new file instead."""
+    db, runner = f"sqlite:///{tmp_path}/cli.db", CliRunner()
+    runner.invoke(cli, ["user", "create", "lead@example.com", "--db", db])
+    spec = tmp_path / "spec.json"
+    spec.write_text(orjson.dumps({"name": "p", "schema": MIXED_SCHEMA}).decode())
+    runner.invoke(cli, ["project", "create", str(spec), "--owner", "lead@example.com", "--db", db])
+    tasks_file = tmp_path / "tasks.ndjson"
+    tasks_file.write_bytes(ndjson([mixed_task(i) for i in range(4)]))
+    assert runner.invoke(cli, ["import", "1", str(tasks_file), "--db", db]).exit_code == 0
+    for out, extra in ((tmp_path / "out.jsonl", []), (tmp_path / "hf", ["--format", "hf"])):
+        result = runner.invoke(cli, ["export", "1", "--out", str(out), *extra, "--db", db])
+        assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((tmp_path / "out.jsonl").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "hf").stat().st_mode) == 0o750
+    inside = list((tmp_path / "hf").rglob("*"))
+    assert inside and all(
+        stat.S_IMODE(p.stat().st_mode) == (0o750 if p.is_dir() else 0o640) for p in inside
+    )

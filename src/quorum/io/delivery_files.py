@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from quorum.domain.deliveries import CardFacts, Delivery
+from quorum.io.modes import as_created
 
 CHUNK = 1 << 20
 METHODS = {
@@ -53,6 +54,7 @@ def write_delivery(
     building = Path(tempfile.mkdtemp(dir=parent, prefix=f".{directory.name}.", suffix=".part"))
     try:
         rows = _save(delivery, building, progress)
+        as_created(building, directory=True)
         if directory.exists():
             directory.rmdir()
         os.replace(building, directory)
