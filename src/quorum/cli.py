@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from quorum.cli_audit import audit_app
@@ -84,13 +86,26 @@ def settings_for(db: str | None) -> Settings:
 
 def open_database(settings: Settings) -> Database:
     """The database, migrated to the latest schema."""
+    return _migrated(settings)[0]
+
+
+def _migrated(settings: Settings) -> tuple[Database, str | None, str | None]:
+    """The database migrated to the latest schema, and its revisions before and after. One that
+    cannot be reached is a ValueError in one line (``reported_errors`` prints it), not the
+    driver's traceback."""
     engine = make_engine(
         settings.database_url,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         pool_size=settings.pool_size,
     )
-    upgrade(engine)
-    return Database(engine)
+    try:
+        before, after = upgrade(engine)
+    except OperationalError as error:
+        engine.dispose()
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(error.orig or error).strip().splitlines()[0]
+        raise ValueError(f"cannot open the database {where}: {reason}") from None
+    return Database(engine), before, after
 
 
 @contextmanager
@@ -156,8 +171,14 @@ def _print_demo(result: demo.DemoResult, url: str) -> None:
 def migrate(db: DbOption = None) -> None:
     """Upgrade the database to the latest schema."""
     with reported_errors():
-        open_database(settings_for(db)).dispose()
-    typer.echo("database is up to date")
+        database, before, after = _migrated(settings_for(db))
+        database.dispose()
+    if before == after:
+        typer.echo(f"database is up to date (schema {after})")
+    elif before is None:
+        typer.echo(f"database created (schema {after})")
+    else:
+        typer.echo(f"database migrated from schema {before} to {after}")
 
 
 @user_app.command("create")

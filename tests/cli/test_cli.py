@@ -90,6 +90,40 @@ def test_duplicate_user_is_refused(db: str) -> None:
     assert "already exists" in again.output
 
 
+def test_migrate_says_what_it_did(db: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from quorum.db.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    first = runner.invoke(app, ["migrate", "--db", db])
+    assert (first.exit_code, first.output) == (0, f"database created (schema {head})\n")
+    again = runner.invoke(app, ["migrate", "--db", db])
+    assert again.output == f"database is up to date (schema {head})\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "mysql://root@localhost/q",
+            "mysql://root@localhost/q: Quorum runs on SQLite or PostgreSQL",
+        ),
+        ("not a url", "'not a url' is not a database URL: use sqlite:///PATH or postgresql://"),
+        (
+            "postgresql://quorum:secret@127.0.0.1:1/nothing",
+            "cannot open the database postgresql://quorum:***@127.0.0.1:1/nothing: ",
+        ),
+    ],
+)
+def test_a_database_that_cannot_be_opened_is_one_line(url: str, said: str) -> None:
+    for command in (["migrate"], ["export", "1", "--out", "x.jsonl"]):
+        result = runner.invoke(app, [*command, "--db", url])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: " + said), result.output
+        assert result.output.count("\n") == 1 and "secret" not in result.output
+
+
 def test_every_command_has_help() -> None:
     for args in (
         ["serve"],

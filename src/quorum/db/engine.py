@@ -25,7 +25,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session
 
 from quorum.db.types import dumps_json
@@ -61,11 +61,21 @@ class Contention(Exception):
     """A flow kept losing races on a unique key; the caller may try again later."""
 
 
+SUPPORTED = "sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+
+
 def normalize_url(url: str) -> str:
-    """Let users write ``postgresql://`` and get psycopg 3, which is what we ship."""
-    parsed = make_url(url)
+    """Let users write ``postgresql://`` and get psycopg 3, which is what we ship; anything
+    but SQLite and PostgreSQL is a ValueError naming the two."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"{url!r} is not a database URL: use {SUPPORTED}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        where = parsed.render_as_string(hide_password=True)
+        raise ValueError(f"{where}: Quorum runs on SQLite or PostgreSQL: use {SUPPORTED}")
     return parsed.render_as_string(hide_password=False)
 
 

@@ -18,11 +18,14 @@ def alembic_config(url: str = "") -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate to ``revision``; returns the schema revisions before and after (None: empty)."""
     config = alembic_config()
     with engine.begin() as connection:
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        return before, MigrationContext.configure(connection).get_current_revision()
 
 
 def downgrade(engine: Engine, revision: str) -> None:
