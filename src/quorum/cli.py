@@ -144,7 +144,8 @@ def serve(
         database = open_database(settings)
         if demo_data:
             typer.echo(
-                "Preparing the demo (the first time, simulated annotators label one project)"
+                "Preparing the demo (on a new database, simulated annotators first label one "
+                "project: a few seconds)"
             )
             with database.session(write=True) as session:
                 _print_demo(demo.seed(session), f"http://{host}:{port}")

@@ -88,7 +88,7 @@ def aggregate(
     method: Annotated[
         str | None,
         typer.Option(
-            help="mv, wawa, zbs, ds, ods, glad, mace, or auto (needs --gold; else ds).",
+            help="Required: mv, wawa, zbs, ds, ods, glad, mace, or auto (auto needs --gold).",
             show_default=False,
         ),
     ] = None,
