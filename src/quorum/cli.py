@@ -28,6 +28,7 @@ from quorum.db.engine import Database, make_engine
 from quorum.db.migrate import upgrade
 from quorum.domain import demo, projects, users
 from quorum.domain.errors import DomainError
+from quorum.io import yaml_specs
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -221,7 +222,7 @@ def read_spec(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            return yaml.safe_load(text)
+            return yaml_specs.load(text)
         if path.suffix.lower() == ".json":
             return json.loads(text)
     except (yaml.YAMLError, ValueError) as error:

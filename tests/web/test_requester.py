@@ -50,6 +50,10 @@ def test_the_editor_checks_json_and_yaml_as_you_type(visit: Visit, make: Factory
     )
     assert "max must be greater than min" in invalid.json()["schema"]["problems"][0]["message"]
     assert invalid.json()["policy"]["problems"][0]["field"] == "policy.overlap"
+    yes_no = "questions:\n  - {name: ok, kind: choice, options: [yes, no]}"  # YAML 1.2: text
+    checked = visitor.fetch("/projects/new/check", {"schema": yes_no, "policy": ""}).json()
+    assert checked["schema"] == {"ok": True, "problems": []}
+    assert ">yes<" in checked["preview"] and ">no<" in checked["preview"]
 
 
 def test_create_a_project_from_the_form(visit: Visit, make: Factory, session: Session) -> None:

@@ -10,6 +10,7 @@ import yaml
 from quorum.domain import projects
 from quorum.domain.errors import Invalid, Problem
 from quorum.domain.questions import QuestionSchema
+from quorum.io import yaml_specs
 
 
 @dataclass
@@ -35,7 +36,7 @@ def parse_text(text: str, what: str) -> Checked:
         except json.JSONDecodeError as error:
             return Checked(problems=[_at(what, error.lineno, f"not valid JSON: {error.msg}")])
     try:
-        return Checked(value=yaml.safe_load(text))
+        return Checked(value=yaml_specs.load(text))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
