@@ -153,7 +153,9 @@ def export_tasks(
     ] = None,
     method: Annotated[
         str,
-        typer.Option(help="Aggregation of categorical answers: mv, wawa, zbs, ds, ods, glad, mace"),
+        typer.Option(
+            help="Aggregation of categorical answers: mv, wawa, zbs, ds, ods, glad, mace, auto"
+        ),
     ] = "ds",
     complete_only: Annotated[bool, typer.Option(help="Only tasks with all their labels")] = False,
     min_confidence: Annotated[
