@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -67,8 +68,9 @@ def fail(message: str) -> typer.Exit:
 
 
 @contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn the errors users can cause into one line and exit status 2."""
+def reported_errors(source: Path | None = None) -> Iterator[None]:
+    """Turn the errors users can cause into one line and exit status 2; the domain's errors
+    about a line of a file (``source``) start with its name."""
     try:
         yield
     except DomainError as error:
@@ -76,8 +78,14 @@ def reported_errors() -> Iterator[None]:
         where = ""
         if details and "line" in details and str(details["line"]) not in error.message:
             where = f" (line {details['line']})"
-        raise fail(error.message + where) from None
-    except (OSError, ValueError) as error:
+        named = f"{source}: " if source is not None and details and "line" in details else ""
+        raise fail(named + error.message + where) from None
+    except OSError as error:
+        # "nonexist.csv: No such file or directory", not "[Errno 2] No such file ...: '...'"
+        if error.filename and error.strerror:
+            raise fail(f"{error.filename}: {error.strerror}") from None
+        raise fail(str(error)) from None
+    except ValueError as error:
         raise fail(str(error)) from None
 
 
@@ -106,6 +114,13 @@ def _migrated(settings: Settings) -> tuple[Database, str | None, str | None]:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         reason = str(error.orig or error).strip().splitlines()[0]
         raise ValueError(f"cannot open the database {where}: {reason}") from None
+    except CommandError as error:  # a schema revision these migrations do not know
+        engine.dispose()
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise ValueError(
+            f"the database {where} has a schema this version of Quorum does not know ({error});"
+            " was it made by a newer one?"
+        ) from None
     return Database(engine), before, after
 
 
@@ -225,8 +240,13 @@ def read_spec(path: Path) -> Any:
             return yaml_specs.load(text)
         if path.suffix.lower() == ".json":
             return json.loads(text)
-    except (yaml.YAMLError, ValueError) as error:
-        raise ValueError(f"{path}: not valid {path.suffix[1:].upper()}: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        reason = getattr(error, "problem", None) or "malformed"
+        raise ValueError(f"{path}: not valid YAML{where}: {reason}") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from None
     raise ValueError(f"{path}: expected a .json, .yaml or .yml file")
 
 
@@ -235,17 +255,23 @@ def project_create(
     spec: Annotated[
         Path, typer.Argument(help="JSON or YAML with name, instructions, schema, policy")
     ],
-    owner: Annotated[str, typer.Option(help="Email of the owning user")],
+    owner: Annotated[
+        str | None, typer.Option(help="Email of the owning user [required]", show_default=False)
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Create a project from a spec file and print its id."""
     with reported_errors():
+        if owner is None:
+            raise ValueError("--owner is required: the email of the project's first owner")
         raw = read_spec(spec)
         if not isinstance(raw, dict):
             raise ValueError(f"{spec}: expected an object with name, instructions, schema, policy")
         unknown = sorted(set(raw) - {"name", "instructions", "schema", "policy"})
         if unknown:
             raise ValueError(f"{spec}: unknown key {unknown[0]!r}")
+        if "schema" not in raw:
+            raise ValueError(f"{spec}: no schema: a project needs one, {{questions: [...]}}")
         with command_session(db, write=True) as session:
             project = projects.create(
                 session,

@@ -47,7 +47,7 @@ def import_delivery(
     from quorum.io.task_files import format_for
     from quorum.io.vendor_files import read_vendor_labels
 
-    with reported_errors():
+    with reported_errors(file):
         fmt = format_for(name=file.name, given=format)
         with open(file, "rb") as raw:
             database = open_database(settings_for(db))

@@ -64,7 +64,7 @@ def import_tasks(
     if format == "label-studio":
         _import_label_studio(project, file, db)
         return
-    with reported_errors():
+    with reported_errors(file):
         fmt = format_for(name=file.name, given=format)
         if on_conflict not in ("error", "skip"):
             raise ValueError(f"--on-conflict must be error or skip, not {on_conflict!r}")
@@ -92,7 +92,7 @@ def _import_label_studio(project: int, file: Path, db: str | None) -> None:
     from quorum.domain.projects import schema_of
     from quorum.io.label_studio import read_label_studio
 
-    with reported_errors():
+    with reported_errors(file):
         with open(file, "rb") as raw:
             database = open_database(settings_for(db))
             try:

@@ -1,6 +1,7 @@
 """The CLI on a real SQLite file: good input works, bad input exits 2 with one line."""
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,36 @@ def test_bad_spec_names_the_field(db: str, tmp_path: Path) -> None:
     assert "spec.json: not valid JSON" in broken.output
 
 
+def test_spec_and_file_mistakes_are_one_line_naming_the_file(db: str, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["user", "create", "lead@example.com", "--db", db]).exit_code == 0
+    owner = ["--owner", "lead@example.com", "--db", db]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: p\nschema:\n  questions:\n    - {name: ok, kind: choice, options: [yes, no]}\n"
+    )
+    no_owner = runner.invoke(app, ["project", "create", str(spec), "--db", db])
+    assert no_owner.output == "error: --owner is required: the email of the project's first owner\n"
+    assert runner.invoke(app, ["project", "create", str(spec), *owner]).output == "1\n"
+    spec.write_text("name: p\nschema: [\n")
+    broken = runner.invoke(app, ["project", "create", str(spec), *owner])
+    assert broken.output.startswith(f"error: {spec}: not valid YAML at line 3: expected")
+    spec.write_text("name: p\n")
+    bare = runner.invoke(app, ["project", "create", str(spec), *owner])
+    assert bare.output == f"error: {spec}: no schema: a project needs one, {{questions: [...]}}\n"
+    missing = runner.invoke(app, ["import", "1", str(tmp_path / "none.csv"), "--db", db])
+    assert missing.output == f"error: {tmp_path / 'none.csv'}: No such file or directory\n"
+    tasks = tmp_path / "tasks.csv"
+    tasks.write_text("external_id,text\na,1\na,2\n")
+    repeated = runner.invoke(app, ["import", "1", str(tasks), "--db", db])
+    assert repeated.output.startswith(f"error: {tasks}: 1 problem")
+    assert (
+        runner.invoke(app, ["import", "2", str(tasks), "--db", db]).output
+        == "error: no project 2\n"
+    )
+    for result in (no_owner, broken, bare, missing, repeated):
+        assert result.exit_code == 2
+
+
 def test_duplicate_user_is_refused(db: str) -> None:
     assert runner.invoke(app, ["user", "create", "a@example.com", "--db", db]).exit_code == 0
     again = runner.invoke(app, ["user", "create", "A@example.com", "--db", db])
@@ -100,6 +131,17 @@ def test_migrate_says_what_it_did(db: str) -> None:
     assert (first.exit_code, first.output) == (0, f"database created (schema {head})\n")
     again = runner.invoke(app, ["migrate", "--db", db])
     assert again.output == f"database is up to date (schema {head})\n"
+
+
+def test_a_database_from_a_newer_quorum_is_one_line(db: str, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["migrate", "--db", db]).exit_code == 0
+    with sqlite3.connect(tmp_path / "cli.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    result = runner.invoke(app, ["migrate", "--db", db])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: the database sqlite:///")
+    assert "'9999'" in result.output and "newer" in result.output
+    assert result.output.count("\n") == 1
 
 
 @pytest.mark.parametrize(
