@@ -1,25 +1,44 @@
 """Budgets: work stops exactly where the budget ends, however many annotators ask at once."""
 
+import io
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from tests.conftest import Factory
+from tests.conftest import Factory, Person
+from tests.delivery.test_label_studio import EXPORT as LABEL_STUDIO_EXPORT
+from tests.delivery.test_label_studio import SCHEMA as LABEL_STUDIO_SCHEMA
 from tests.money.conftest import (
     CHOICE,
+    Paying,
     lease_within_budget,
     paying_project,
     submit_and_record,
 )
+from tests.web.conftest import Visitor
 
 from quorum.db.engine import Database, make_engine
-from quorum.db.models import Annotation, Project, Role, User
-from quorum.domain import assignments, budget, projects, users
+from quorum.db.models import (
+    Annotation,
+    LedgerEntry,
+    LedgerKind,
+    Project,
+    Review,
+    ReviewDecision,
+    ReviewSource,
+    ReviewStatus,
+    Role,
+    User,
+)
+from quorum.domain import assignments, budget, history, projects, quality_loop, reviews, users
 from quorum.domain.errors import Conflict
+from quorum.domain.projects import schema_of
 from quorum.domain.tasks import Record, import_tasks
+from quorum.io.label_studio import read_label_studio
 
 NOW = datetime(2030, 5, 1, tzinfo=UTC)
 
@@ -78,6 +97,95 @@ def test_a_late_label_needs_room_in_the_budget(
         assert figures.spent_cents == spent and figures.committed_cents <= budget_cents
 
 
+@pytest.mark.parametrize(("budget_cents", "admitted"), [(50, False), (75, True)])
+def test_a_rejected_label_sent_to_review_again_needs_room_in_the_budget(
+    app: FastAPI,
+    client: object,
+    session: Session,
+    make: Factory,
+    budget_cents: int,
+    admitted: bool,
+) -> None:
+    """a's label is rejected and its share goes to c's label; sent to review again (here, and
+    by the page's form), a's label would be paid once more, so it needs a share of its own."""
+    world = paying_project(make, tasks=5, annotators=3, policy={"budget_cents": budget_cents})
+    a, b, c = world.annotators
+    first = _labelled(session, world, a)
+    _labelled(session, world, b)
+    _decide(session, world, _sent(session, first), ReviewDecision.rejected)  # 25 comes back
+    _labelled(session, world, c)
+    assert budget.spend(session, world.project, now=NOW).spent_cents == 50
+    if admitted:
+        _decide(session, world, _sent(session, first), ReviewDecision.accepted)
+        figures = budget.spend(session, world.project, now=NOW)
+        assert (figures.spent_cents, figures.committed_cents) == (75, 75)
+        assert lease_within_budget(session, world.project, a, NOW) is None  # its share is taken
+    else:
+        with pytest.raises(Conflict, match="budget"):
+            _sent(session, first)
+        session.rollback()
+        reviewer = Visitor(app)
+        assert reviewer.sign_in(world.reviewer.user.email).status_code == 303
+        page = reviewer.form(f"/projects/{world.project.id}/annotations/{first.id}/review")
+        assert page.status_code == 409 and "budget" in page.text
+        reviewer.client.close()
+        session.refresh(first)
+        assert first.review_status is ReviewStatus.rejected
+        assert budget.spend(session, world.project, now=NOW).spent_cents == 50
+
+
+def _labelled(session: Session, world: Paying, person: Person) -> Annotation:
+    assignment = lease_within_budget(session, world.project, person, NOW)
+    assert assignment is not None
+    return submit_and_record(session, assignment, person, NOW)
+
+
+def _sent(session: Session, label: Annotation) -> Review:
+    return reviews.send_to_review(session, label, source=ReviewSource.manual, now=NOW)
+
+
+def _decide(session: Session, world: Paying, review: Review, decision: ReviewDecision) -> None:
+    reviews.decide(
+        session, world.project, Role.reviewer, review.id, world.reviewer.user,
+        decision=decision, comment="wrong", now=NOW,
+    )  # fmt: skip
+
+
+def test_labels_imported_with_their_history_cost_the_budget_nothing(
+    session: Session, make: Factory
+) -> None:
+    """Four Label Studio labels come in with their tasks, all sampled for review: none earns,
+    however it is reviewed, and the whole budget goes to new work."""
+    owner, ann, reviewer = make.person("owner"), make.person("ann"), make.person("reviewer")
+    policy = {"overlap": 3, "pay_per_task_cents": 25, "budget_cents": 100, "review_rate": 1.0}
+    members = {Role.annotator: [ann], Role.reviewer: [reviewer]}
+    project = make.project(owner, LABEL_STUDIO_SCHEMA, policy, members=members)
+    records = read_label_studio(io.BytesIO(LABEL_STUDIO_EXPORT.read_bytes()), schema_of(project))
+    assert history.import_history(session, project, records, now=NOW).annotations == 4
+    figures = budget.spend(session, project, now=NOW)
+    assert (figures.spent_cents, figures.committed_cents, figures.left_cents) == (0, 0, 100)
+    report = quality_loop.tick(session, project, now=NOW)
+    assert report.sampled + report.flagged == 4
+    pending = session.scalars(select(Review).where(Review.project_id == project.id)).all()
+    decisions = [ReviewDecision.accepted, ReviewDecision.corrected] + [ReviewDecision.rejected] * 2
+    for review, decision in zip(pending, decisions, strict=True):
+        reviews.decide(
+            session, project, Role.reviewer, review.id, reviewer.user,
+            decision=decision, comment="no", answers={"sentiment": "Neutral"}, now=NOW,
+        )  # fmt: skip
+    while (lease := assignments.lease(session, project, ann.user, now=NOW)) is not None:
+        answers = {"sentiment": "Positive"}
+        assignments.submit(session, lease.assignment.id, ann.user, answers, now=NOW)
+    new = session.scalars(select(Annotation.id).where(Annotation.user_id == ann.user.id)).all()
+    earned = select(LedgerEntry.annotation_id).where(LedgerEntry.kind == LedgerKind.earning)
+    assert len(new) == 4 and sorted(session.scalars(earned)) == sorted(new)
+    assert budget.spend(session, project, now=NOW).spent_cents == 100
+    # the budget is spent; a rejected imported label costs nothing to review again
+    rejected = reviews.get_annotation(session, project, pending[-1].annotation_id)
+    reviews.send_to_review(session, rejected, source=ReviewSource.manual, now=NOW)
+    assert budget.spend(session, project, now=NOW).spent_cents == 100
+
+
 def test_no_budget_or_no_pay_never_limits(session: Session, make: Factory) -> None:
     free = paying_project(
         make, tasks=3, annotators=3, policy={"pay_per_task_cents": 0, "budget_cents": 0}
@@ -113,6 +221,40 @@ def test_only_projects_with_a_budget_take_the_project_lock(scratch_url: str) -> 
             assert budget.admit_lease(session, ids[1], ids[2], NOW)
             with pytest.raises(OperationalError, match="lock timeout"):
                 budget.admit_lease(session, ids[0], ids[2], NOW)
+        holder.rollback()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("scratch_url", ["postgresql"], indirect=True)
+def test_a_rejected_label_sent_to_review_again_takes_the_project_lock(scratch_url: str) -> None:
+    """Its room in the budget is counted as a lease's is, under the project's row: another
+    transaction holding the row makes it wait (here: time out)."""
+    engine = make_engine(scratch_url)
+    database = Database(engine)
+    with database.session(write=True) as session:
+        owner = users.create_user(session, "o@example.com")
+        policy = {"pay_per_task_cents": 5, "budget_cents": 50}
+        project = projects.create(session, owner, name="b", schema=CHOICE, policy=policy)
+        annotator = users.create_user(session, "a@example.com")
+        projects.add_member(session, project, annotator.email, Role.annotator)
+        import_tasks(session, project, [Record(0, {"data": {"n": 0}})])
+        lease = assignments.lease(session, project, annotator, now=NOW)
+        assert lease is not None
+        label = assignments.submit(session, lease.assignment.id, annotator, {"label": "no"})
+        review = reviews.send_to_review(session, label, source=ReviewSource.manual, now=NOW)
+        reviews.decide(
+            session, project, Role.owner, review.id, owner,
+            decision=ReviewDecision.rejected, comment="wrong", now=NOW,
+        )  # fmt: skip
+        label_id = label.id
+    with engine.connect() as holder:
+        holder.execute(text("SELECT id FROM projects FOR NO KEY UPDATE"))
+        with database.session(write=True) as session:
+            session.execute(text("SET LOCAL lock_timeout = '300ms'"))
+            rejected = session.get(Annotation, label_id)
+            assert rejected is not None
+            with pytest.raises(OperationalError, match="lock timeout"):
+                reviews.send_to_review(session, rejected, source=ReviewSource.manual, now=NOW)
         holder.rollback()
     engine.dispose()
 

@@ -22,7 +22,7 @@ from quorum.db.models import (
     ReviewStatus,
     Role,
 )
-from quorum.domain import ledger, reviews
+from quorum.domain import ledger, projects, reviews
 from quorum.domain.errors import Conflict, Invalid
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -108,6 +108,23 @@ def test_a_project_that_pays_nothing_records_nothing(session: Session, make: Fac
     world = paying_project(make, tasks=1, policy={"pay_per_task_cents": 0})
     assert _label(session, world, 0, START) is not None
     assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+
+
+def test_a_label_earns_the_rate_of_its_submit_or_never(session: Session, make: Factory) -> None:
+    """Submitted while the project paid nothing, a label stays unpaid after the rate goes up,
+    through its reviews, and takes no share of the budget."""
+    world = paying_project(make, tasks=3, policy={"pay_per_task_cents": 0, "budget_cents": 25})
+    unpaid = _label(session, world, 0, START)
+    assert unpaid is not None
+    policy = {**world.project.policy, "pay_per_task_cents": 25}
+    projects.update_project(session, world.project, {"policy": policy})
+    for decision in (None, ReviewDecision.rejected, None, ReviewDecision.accepted):
+        _review(session, world, unpaid, decision, START)
+    assert _kinds(session, unpaid.id) == []
+    paid = _label(session, world, 1, START)  # the budget's one share is still free
+    assert paid is not None and _kinds(session, paid.id) == ["earning"]
+    assert _label(session, world, 0, START) is None  # and now taken
+    assert ledger.project_spend(session, world.project.id) == 25
 
 
 def test_bonuses_and_adjustments_need_a_reason_and_a_member(

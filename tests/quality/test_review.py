@@ -10,7 +10,7 @@ from tests.conftest import Factory, Person
 from tests.quality.conftest import CHOICE3, Desk, team, truth_of
 
 from quorum.db.models import Annotation, Review, ReviewDecision, ReviewSource, Role
-from quorum.domain import quality_loop, reviews
+from quorum.domain import budget, quality_loop, reviews
 
 
 def reviewed_project(
@@ -66,6 +66,34 @@ def decide(
     review = session.scalar(select(Review).where(Review.annotation_id == annotation_id))
     assert review is not None
     reviews.decide(session, project, Role.reviewer, review.id, reviewer.user, **how)
+
+
+def test_a_label_decided_before_the_loop_samples_it_keeps_the_decision(
+    desk: Desk, make: Factory, session: Session
+) -> None:
+    """A reviewer sends two labels to review and decides them before the loop's sweep samples
+    every label: those two stay decided (queued again, the accepted one's pay would wait once
+    more, and the rejected one's would leave a budget that gave its share to the third label)."""
+    people = team(make, 3)
+    policy = {"review_rate": 1.0, "pay_per_task_cents": 25, "budget_cents": 50}
+    project, _, reviewer = reviewed_project(make, people, policy, 5)
+    first, second = (
+        desk.label(project.id, person, truth_of, most=1)[0][1] for person in people[:2]
+    )
+    decided = {first["id"]: ReviewDecision.rejected, second["id"]: ReviewDecision.accepted}
+    for annotation_id, decision in decided.items():
+        annotation = session.get(Annotation, annotation_id)
+        assert annotation is not None
+        reviews.send_to_review(session, annotation, source=ReviewSource.manual)
+        decide(session, project, reviewer, annotation_id, decision=decision, comment="no")
+    ((_, third),) = desk.label(project.id, people[2], truth_of, most=1)  # the rejected share
+    desk.sweep()
+    assert queued(session, project.id, ReviewSource.sampled) == [third["id"]]
+    kept = select(Annotation.id, Annotation.review_status).where(Annotation.id.in_(decided))
+    assert {i: s.value for i, s in session.execute(kept)} == {
+        i: d.value for i, d in decided.items()
+    }
+    assert budget.spend(session, project).spent_cents == 50
 
 
 def test_a_correction_counts_as_gold_and_a_rejection_leaves_the_aggregate(

@@ -28,9 +28,11 @@ class SpendPublic(_Out):
     budget_cents: int | None
     pay_per_task_cents: int
     spent_cents: int = Field(description="what left the budget, net of reversals (the ledger)")
-    committed_cents: int = Field(description="labels not rejected plus live leases, at the rate")
+    committed_cents: int = Field(
+        description="paid labels not rejected plus live leases, at the rate"
+    )
     left_cents: int | None
-    labels: int
+    labels: int = Field(description="labels that earned and were not rejected")
     live_leases: int
     labels_to_finish: int
     forecast_cents: int = Field(description="spent plus the labels still to finish at the rate")

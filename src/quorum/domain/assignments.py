@@ -197,7 +197,7 @@ def submit_view(
     if isinstance(found, Refused):
         _explain_refused_assignment(session, submission.assignment_id, user_id)
     assert not isinstance(found, Refused)
-    ledger.record_label(session, found.id, now=now)
+    ledger.record_label(session, found.id, now=now, submitted=True)
     return found
 
 

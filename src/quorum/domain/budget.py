@@ -1,10 +1,12 @@
 """Project budgets: ``next`` hands out no work that would take the project past ``budget_cents``.
 
-Work is committed when it is leased: a project has committed the labels it got (those not
-rejected in review) plus its live leases, at ``pay_per_task_cents`` each. :func:`admit_lease`,
-called by the lease before it chooses a task, admits a new lease only while one more would
-still fit, so the labels a budget pays for are exactly ``budget_cents // pay_per_task_cents``
-when the annotators use their leases (an expired or skipped lease gives its share back).
+Work is committed when it is leased: a project has committed the labels it pays for (those
+that earned, not rejected in review) plus its live leases, at ``pay_per_task_cents`` each;
+labels that earned nothing (imported with their history, or submitted while the project paid
+nothing) commit nothing. :func:`admit_lease`, called by the lease before it chooses a task,
+admits a new lease only while one more would still fit, so the labels a budget pays for are
+exactly ``budget_cents // pay_per_task_cents`` when the annotators use their leases (an expired
+or skipped lease gives its share back).
 
 Concurrency: the check and the lease must be one step, or two annotators could both take the
 last share. In a project with a budget the lease therefore first locks the project's row (FOR
@@ -19,7 +21,9 @@ assignment lock waits for a project row, so this cannot deadlock.
 A label submitted late, on a lease past its time whose slot is still free, commits pay its
 lease no longer holds (the lease's share went back when it expired). :func:`admit_late_label`
 admits it the way a lease is admitted, under the same lock, and refuses it when the budget is
-committed to other work meanwhile.
+committed to other work meanwhile. So does :func:`admit_review_again` for a paid label that was
+rejected (its share went back then) and is sent to review again, which would take its pay out
+of the budget once more.
 
 Bonuses and adjustments are spend (``quorum.domain.ledger``) but do not stop work: the budget
 caps what labelling commits.
@@ -44,7 +48,7 @@ from quorum.db.models import (
 from quorum.db.types import utcnow
 from quorum.domain.errors import Conflict
 from quorum.domain.lease_rules import late
-from quorum.domain.ledger import project_spend
+from quorum.domain.ledger import label_earned, project_spend
 
 RECENT = timedelta(days=7)
 
@@ -98,6 +102,37 @@ def admit_late_label(session: Session, assignment_id: int, user_id: int, now: da
     return True
 
 
+def admit_review_again(session: Session, annotation_id: int, now: datetime) -> None:
+    """Admit sending ``annotation_id`` to review against its project's budget. A label that
+    earned and was rejected gave its share back; review takes its pay out of the budget again,
+    so it needs room for one more label, and Conflict is raised when there is none. Any other
+    label, or a project without a budget, passes. Call it in the sending transaction, before
+    the label changes: with a budget it locks the project's row, then the label's, until that
+    transaction ends (the label's status is read under the locks, so no decision slips in)."""
+    found = session.execute(
+        select(Project.id, Project.policy)
+        .join(Annotation, Annotation.project_id == Project.id)
+        .where(Annotation.id == annotation_id)
+    ).first()
+    if found is None or _limits(found.policy) is None:
+        return  # no such label (the caller's lookup says so), or no budget
+    project_id = found.id
+    limits = _locked_limits(session, project_id)  # re-read under the lock
+    label = (
+        select(Annotation.review_status, label_earned())
+        .where(Annotation.id == annotation_id)
+        .with_for_update(of=Annotation, key_share=True)
+    )
+    status, earned = session.execute(label).one()
+    if limits is None or ReviewStatus(status) is not ReviewStatus.rejected or not earned:
+        return
+    if not _room_for_one(session, project_id, limits, now):
+        raise Conflict(
+            f"annotation {annotation_id} was rejected and its share of the budget went to other "
+            "work since: reviewing it again would pay it past the project's budget"
+        )
+
+
 def _locked_limits(session: Session, project_id: int) -> tuple[int, int] | None:
     """The project's limits, read under the lock that admissions take in turn (FOR NO KEY
     UPDATE of its row, until the transaction ends)."""
@@ -125,13 +160,15 @@ def _holds_live_lease(session: Session, project_id: int, user_id: int, now: date
 
 
 def committed_work(session: Session, project_id: int, now: datetime) -> tuple[int, int]:
-    """The project's labels not rejected in review, and its live leases.
+    """The project's labels that earned and were not rejected in review, and its live leases.
 
     NOTE: one statement, so one snapshot. Counted in two, a submit between them (a lease
     turning into a label) would be in neither count, and a lease past the budget admitted.
     """
     labels = select(func.count()).where(
-        Annotation.project_id == project_id, Annotation.review_status != ReviewStatus.rejected
+        Annotation.project_id == project_id,
+        Annotation.review_status != ReviewStatus.rejected,
+        label_earned(),
     )
     leases = select(func.count()).where(
         Assignment.project_id == project_id,
@@ -144,8 +181,8 @@ def committed_work(session: Session, project_id: int, now: datetime) -> tuple[in
 
 @dataclass(frozen=True)
 class Spend:
-    """A project's money: what it spent (the ledger), committed (labels and leases at the
-    rate), still needs to finish, and what one label costs."""
+    """A project's money: what it spent (the ledger), committed (the labels it pays for and
+    live leases, at the rate), still needs to finish, and what one label costs."""
 
     budget_cents: int | None
     pay_per_task_cents: int

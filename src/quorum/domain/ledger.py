@@ -19,13 +19,16 @@ label earns atomically with its writing on both doors.
 review status               where the label's pay is  entry that takes it there
 ==========================  =======================  ===========================
 none, accepted, corrected   payable                   earning, release, reinstatement
-pending                     pending                   earning, hold
+pending                     pending                   hold, reinstatement
 rejected                    back in the budget        reversal
 ==========================  =======================  ===========================
 
-A label earns the project's ``pay_per_task_cents`` in force when it is first recorded, once
-(a unique index); a project that pays nothing records nothing. A rejection after the payout
-takes the pay back from ``payable``, which may then go negative: the next payout deducts it.
+A label earns the project's ``pay_per_task_cents`` in force when it is submitted, once (a
+unique index); a project that pays nothing records nothing. A label that earned nothing then
+(submitted while the project paid nothing, or imported with its history) never earns: its
+reviews move no money, and it takes no share of the budget (:func:`label_earned`). A rejection
+after the payout takes the pay back from ``payable``, which may then go negative: the next
+payout deducts it.
 """
 
 import csv
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, exists, func, insert, or_, select
+from sqlalchemy import ColumnElement, case, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from quorum.db.models import (
@@ -75,9 +78,12 @@ def _where_pay_belongs(status: ReviewStatus) -> Account:
 # --- labels ------------------------------------------------------------------------------------
 
 
-def record_label(session: Session, annotation_id: int, *, now: datetime | None = None) -> None:
+def record_label(
+    session: Session, annotation_id: int, *, now: datetime | None = None, submitted: bool = False
+) -> None:
     """Move one label's pay to where its review status says it belongs; does nothing when it is
-    there already, so calling it again is harmless. The caller commits."""
+    there already, so calling it again is harmless. ``submitted``: the label was just written
+    (its submit), the one moment it earns. The caller commits."""
     now = now or utcnow()
     # NOTE: the label's row is locked so two postings for it (a decision racing a resubmission
     # to review) run one after the other; it is the row their callers write anyway.
@@ -92,9 +98,9 @@ def record_label(session: Session, annotation_id: int, *, now: datetime | None =
     user_id, project_id, status, policy = row
     wanted = _where_pay_belongs(ReviewStatus(status))
     amount, now_at = _label_position(session, annotation_id)
-    if amount is None:  # never earned: earn now, unless it pays nothing or was rejected
+    if amount is None:  # never earned: it earns at its submit, or never (module doc)
         rate = int(policy.get("pay_per_task_cents") or 0)
-        if rate and wanted is not Account.budget:
+        if submitted and rate and wanted is not Account.budget:
             _post(
                 session,
                 LedgerKind.earning,
@@ -119,6 +125,15 @@ def record_label(session: Session, annotation_id: int, *, now: datetime | None =
             annotation_id=annotation_id,
             now=now,
         )
+
+
+def label_earned() -> ColumnElement[bool]:
+    """SQL: the query's annotation earned its pay. Those that did not cost the project nothing,
+    whatever their review status: labels imported with their history, labels submitted while
+    the project paid nothing."""
+    return exists().where(
+        LedgerEntry.annotation_id == Annotation.id, LedgerEntry.kind == LedgerKind.earning
+    )
 
 
 def _label_position(session: Session, annotation_id: int) -> tuple[int | None, Account]:

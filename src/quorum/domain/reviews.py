@@ -3,8 +3,15 @@
 An annotation's ``review_status`` says where it stands (none → pending → accepted, rejected or
 corrected); ``reviews`` rows keep the history. Anything may send an annotation to review: a
 person (``source=manual``), sampling at the policy's ``review_rate`` (``sampled``) or a spam
-signal (``flagged``); all go through :func:`send_to_review`. A correction is a full, validated
-answer, so the quality loop can use it as gold; rejected labels are for aggregation to drop.
+signal (``flagged``): a person through :func:`send_to_review`, the quality loop through
+:func:`queue_for_review`. A correction is a full, validated answer, so the quality loop can use
+it as gold; rejected labels are for aggregation to drop.
+
+Money (docs/payments.md): a label's pay waits while it is in review. A person may send a
+decided label again; a rejected one that earned then takes its pay out of the budget once more,
+so it must fit the budget (``budget.admit_review_again``, 409 otherwise). The loop sends only
+labels no one reviewed yet: a reviewer's decision stands against a sample or a flag that comes
+after it.
 """
 
 from collections.abc import Collection
@@ -29,7 +36,7 @@ from quorum.db.models import (
     User,
 )
 from quorum.db.types import utcnow
-from quorum.domain import ledger, policies, review_trust
+from quorum.domain import budget, ledger, policies, review_trust
 from quorum.domain.errors import Conflict, Invalid, NotFound
 from quorum.domain.lease_rules import task_ref
 from quorum.domain.projects import schema_of
@@ -66,8 +73,11 @@ def send_to_review(
     by: User | None = None,
     now: datetime | None = None,
 ) -> Review:
-    """Put ``annotation`` in its project's review queue; an already pending review is returned."""
+    """Put ``annotation`` in its project's review queue; an already pending review is returned.
+    Conflict when it was rejected and the project's budget has no room left to pay it again."""
     refuse_nul(reason, "reason")
+    now = now or utcnow()
+    budget.admit_review_again(session, annotation.id, now)
     pending = _pending_review(session, annotation.id)
     if pending is not None:
         return pending
@@ -77,7 +87,7 @@ def send_to_review(
         source=source,
         reason=reason.strip()[:MAX_REASON],
         requested_by=by.id if by else None,
-        requested_at=now or utcnow(),
+        requested_at=now,
         comment="",
     )
     session.add(review)
@@ -107,21 +117,26 @@ class ToReview:
 
 
 def queue_for_review(session: Session, items: list[ToReview], *, now: datetime) -> int:
-    """Send many annotations to review at once (the quality loop's flags and samples); those
-    already waiting for a review are left as they are. The caller commits.
+    """Send many annotations to review at once (the quality loop's flags and samples); only
+    those never reviewed are queued: one waiting for a review is left as it is, and one a
+    reviewer decided keeps the decision. The caller commits.
 
     NOTE: the insert skips conflicts on the unique index of pending reviews, so a reviewer
     sending the same annotation meanwhile is not an error; the ledger then moves the pay of
-    each label that was queued, as ``send_to_review`` does.
+    each label that was queued, as ``send_to_review`` does. The label's row is locked and read
+    afresh first, so a decision committed since the loop read it is seen.
     """
     queued = 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for item in sorted(items, key=lambda i: i.annotation_id):  # annotations in id order
         annotation = session.get(
-            Annotation, item.annotation_id, with_for_update={"key_share": True}
+            Annotation,
+            item.annotation_id,
+            with_for_update={"key_share": True},
+            populate_existing=True,
         )
-        if annotation is None or annotation.review_status is ReviewStatus.pending:
+        if annotation is None or annotation.review_status is not ReviewStatus.none:
             continue
         made = session.execute(
             insert(Review)
