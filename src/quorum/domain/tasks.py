@@ -21,6 +21,9 @@ from quorum.domain.text import refuse_nul
 
 MAX_PROBLEMS = 50
 BATCH_SIZE = 5000
+# Every lease sends its task's data to the annotator's page, so one task stays small enough to
+# send and render at once: a long contract (a few hundred kB of text) fits; media go by URL.
+MAX_TASK_DATA_BYTES = 2 * 1024 * 1024
 TASK_KEYS = {"data", "gold", "external_id", "priority"}
 # What Quorum's own export adds to a task; ignored on rows that carry a task_id, so an export
 # re-imports as the same tasks, while a hand-written "answers" key is still refused.
@@ -234,6 +237,12 @@ class _TaskCheck:
             refuse_nul(gold, "gold")
             gold = check_answers(self.schema, data, gold, field="gold", partial=True) or None
         data_json = canonical_json(data)
+        if len(data_json) > MAX_TASK_DATA_BYTES:
+            raise Invalid.one(
+                "data",
+                f"is {len(data_json):,} bytes of JSON; a task holds at most "
+                f"{MAX_TASK_DATA_BYTES:,} (put large media behind a URL)",
+            )
         if b"\\u0000" in data_json:  # NUL is always escaped; the exact walk only when it may be
             refuse_nul(data, "data")
         external_id = value.get("external_id")
