@@ -22,7 +22,7 @@ from quorum.db.models import (
     ReviewStatus,
     Role,
 )
-from quorum.domain import ledger, projects, reviews
+from quorum.domain import dashboard, ledger, projects, reviews
 from quorum.domain.errors import Conflict, Invalid
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -125,6 +125,10 @@ def test_a_label_earns_the_rate_of_its_submit_or_never(session: Session, make: F
     assert paid is not None and _kinds(session, paid.id) == ["earning"]
     assert _label(session, world, 0, START) is None  # and now taken
     assert ledger.project_spend(session, world.project.id) == 25
+    # The projects list shows what the ledger holds for each of them, not labels x rate.
+    for who, cents in ((0, 0), (1, 25)):
+        (row,) = dashboard.my_projects(session, world.annotators[who].user)
+        assert row.my_earned_cents == cents
 
 
 def test_bonuses_and_adjustments_need_a_reason_and_a_member(

@@ -26,9 +26,9 @@ from quorum.db.models import (
     Task,
     User,
 )
-from quorum.domain import aggregation
+from quorum.domain import aggregation, ledger
 from quorum.domain import dashboard_figures as figures
-from quorum.domain.projects import policy_of, schema_of
+from quorum.domain.projects import schema_of
 from quorum.domain.questions import ChoiceQuestion, QuestionSchema
 from quorum.domain.stats import ProjectStats, project_stats, work_counts
 
@@ -63,11 +63,11 @@ def my_projects(session: Session, user: User) -> list[ProjectSummary]:
     labels = _my_labels(session, ids, user.id)
     skipped = _my_skipped(session, ids, user.id)
     waiting = _reviews_waiting(session, ids, user.id)
+    earned = ledger.earned_in_projects(session, user.id, ids)
     summaries = []
     for project, role in rows:
         total, complete = work[project.id].tasks, work[project.id].complete
         count, rejected, durations = labels.get(project.id, (0, 0, []))
-        pay = policy_of(project).pay_per_task_cents
         summaries.append(
             ProjectSummary(
                 project=project,
@@ -78,7 +78,7 @@ def my_projects(session: Session, user: User) -> list[ProjectSummary]:
                 my_skipped=skipped.get(project.id, 0),
                 my_rejected=rejected,
                 my_median_seconds=_median(durations),
-                my_earned_cents=(count - rejected) * pay,
+                my_earned_cents=earned.get(project.id, 0),
                 reviews_waiting=waiting.get(project.id, 0),
             )
         )

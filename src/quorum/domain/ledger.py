@@ -33,6 +33,7 @@ payout deducts it.
 
 import csv
 import io
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -248,6 +249,19 @@ def _signed_for(account: Account) -> Any:
         (LedgerEntry.source == account, -LedgerEntry.amount_cents),
         else_=0,
     )
+
+
+def earned_in_projects(
+    session: Session, user_id: int, project_ids: Collection[int]
+) -> dict[int, int]:
+    """Per project, the cents the annotator's work there has put in their accounts (pending,
+    payable or paid: what left the budget for them, net of reversals; bonuses included)."""
+    query = (
+        select(LedgerEntry.project_id, func.sum(_signed_for(Account.budget)))
+        .where(LedgerEntry.user_id == user_id, LedgerEntry.project_id.in_(list(project_ids)))
+        .group_by(LedgerEntry.project_id)
+    )
+    return {pid: -int(total or 0) for pid, total in session.execute(query) if pid is not None}
 
 
 def project_entries(
