@@ -279,6 +279,8 @@ def _external_id(raw: Any) -> str:
     text = str(raw)
     if not 1 <= len(text) <= 200:
         raise Invalid.one("external_id", "must have 1 to 200 characters")
+    if text.isspace():
+        raise Invalid.one("external_id", "is blank: only spaces")
     if "\x00" in text:
         refuse_nul(text, "external_id")
     return text

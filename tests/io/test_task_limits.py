@@ -1,4 +1,4 @@
-"""A task's data has a size limit: each lease sends it whole to the annotator's page."""
+"""Limits on one task: its data's size (each lease sends it whole to the page), its id."""
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -32,3 +32,20 @@ def test_an_oversized_task_is_refused_by_line_and_nothing_is_imported(
         headers={**owner.headers, "Content-Type": "application/x-ndjson"},
     )
     assert fits.status_code == 201, fits.text[:300]
+
+
+def test_a_blank_external_id_is_refused(client: TestClient, make: Factory) -> None:
+    owner = make.person("owner")
+    project = make.project(owner)
+    reply = client.post(
+        f"/api/v1/projects/{project.id}/tasks",
+        json=[{"external_id": "a", "data": {"t": 1}}, {"external_id": "   ", "data": {"t": 2}}],
+        headers=owner.headers,
+    )
+    assert reply.status_code == 422, reply.text
+    [problem] = reply.json()["error"]["details"]
+    assert (problem["line"], problem["field"], problem["message"]) == (
+        2,
+        "external_id",
+        "is blank: only spaces",
+    )
