@@ -420,13 +420,19 @@ class QualityLoopMachine(RuleBasedStateMachine):
         re-aggregates at its end whatever the growth)."""
         now, before = self.moment(), self.snapshot()
         with self.database.session() as session:
-            watermark = quality_loop.state_of(session, self.project_id).annotation_watermark
+            waiting = set(
+                session.scalars(
+                    select(Annotation.id).where(
+                        Annotation.project_id == self.project_id, Annotation.loop_tick.is_(None)
+                    )
+                )
+            )
         report = self.doors.call(
             lambda session: quality_loop.tick(session, _project(session, self.project_id), now=now)
         )
         after = self.snapshot()
         self.check_decisions(before, after, report.raised, report.escalated)
-        new = {label.task_id for label in after.labels if label.id > watermark}
+        new = {label.task_id for label in after.labels if label.id in waiting}
         of_paused = {label.task_id for label in after.labels if label.user_id in report.paused}
         self.check_replaced(after, {t for t in new | of_paused if not after.tasks[t].gold})
         if refit is None:

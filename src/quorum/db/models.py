@@ -246,7 +246,25 @@ class Assignment(Base):
 
 class Annotation(Base):
     __tablename__ = "annotations"
-    __table_args__ = (Index("ix_annotations_project_id_id", "project_id", "id"),)
+    __table_args__ = (
+        Index("ix_annotations_project_id_id", "project_id", "id"),
+        # The quality loop's queue: labels no tick has processed yet.
+        Index(
+            "ix_annotations_waiting",
+            "project_id",
+            "id",
+            postgresql_where=text("loop_tick IS NULL"),
+            sqlite_where=text("loop_tick IS NULL"),
+        ),
+        # Labels processed since a given tick (is a re-aggregation due?).
+        Index(
+            "ix_annotations_project_id_loop_tick",
+            "project_id",
+            "loop_tick",
+            postgresql_where=text("loop_tick IS NOT NULL"),
+            sqlite_where=text("loop_tick IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     assignment_id: Mapped[int] = mapped_column(
@@ -265,6 +283,10 @@ class Annotation(Base):
     review_status: Mapped[ReviewStatus] = mapped_column(
         _enum(ReviewStatus, "review_status"), default=ReviewStatus.none, server_default="none"
     )
+    # NOTE: the quality loop's tick that processed this label (``QualityState.ticks``); NULL
+    # until then. Not an id watermark: ids are taken in one order and committed in another, so
+    # a label with a lower id can become visible after the loop passed higher ones.
+    loop_tick: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class IdempotencyRecord(Base):
@@ -536,15 +558,17 @@ class QualityOutcome(Base):
 
 
 class QualityState(Base):
-    """Where the quality loop of a project stands: the last label it processed, and the worker
-    model of its last re-aggregation (NumPy arrays, ``np.savez``)."""
+    """Where the quality loop of a project stands: how many ticks processed labels (each label
+    keeps the number of its tick, ``Annotation.loop_tick``), the last tick whose labels its last
+    re-aggregation saw, and that re-aggregation's worker model (NumPy arrays, ``np.savez``)."""
 
     __tablename__ = "quality_state"
 
     project_id: Mapped[int] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
     )
-    annotation_watermark: Mapped[int] = mapped_column(BigInteger, default=0)
+    ticks: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    fitted_tick: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     fitted_labels: Mapped[int] = mapped_column(Integer, default=0)
     fitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     model: Mapped[bytes | None] = mapped_column(LargeBinary)

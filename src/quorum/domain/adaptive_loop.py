@@ -130,8 +130,8 @@ class QuestionModel:
 Models = dict[str, QuestionModel]
 
 
-def dump(models: Models, fit_watermark: int) -> bytes:
-    arrays: dict[str, Any] = {"fit_watermark": np.array(fit_watermark)}
+def dump(models: Models) -> bytes:
+    arrays: dict[str, Any] = {}
     for name, m in models.items():
         arrays |= {
             f"{name}/users": m.users,
@@ -145,10 +145,10 @@ def dump(models: Models, fit_watermark: int) -> bytes:
     return buffer.getvalue()
 
 
-def load(blob: bytes | None) -> tuple[Models, int]:
-    """The stored models and the last annotation id the fit saw (0 without a model)."""
+def load(blob: bytes | None) -> Models:
+    """The stored models (none without a model)."""
     if not blob:
-        return {}, 0
+        return {}
     stored = np.load(io.BytesIO(blob), allow_pickle=True)
     names = sorted({key.split("/")[0] for key in stored.files if "/" in key})
     models = {
@@ -161,7 +161,7 @@ def load(blob: bytes | None) -> tuple[Models, int]:
         )
         for name in names
     }
-    return models, int(stored["fit_watermark"])
+    return models
 
 
 # --- re-aggregation ----------------------------------------------------------------------------
@@ -172,7 +172,6 @@ class Fit:
     models: Models
     consensus: dict[str, dict[int, str]]  # question -> task id -> class key of its answer
     labels: int
-    watermark: int
 
 
 def fit(session: Session, project: Project) -> Fit:
@@ -186,8 +185,7 @@ def fit(session: Session, project: Project) -> Fit:
         found = _fit_question(question, labels, gold)
         if found is not None:
             models[question.name], consensus[question.name] = found
-    watermark = int(labels.annotation_id.max()) if labels.annotation_id.size else 0
-    return Fit(models, consensus, int(labels.annotation_id.size), watermark)
+    return Fit(models, consensus, int(labels.annotation_id.size))
 
 
 def _fit_question(
@@ -377,7 +375,7 @@ def honest_confidence(
     question's top tempered posterior under the stored worker model (module doc). None for a
     task without labels or without a fitted model."""
     state = session.get(QualityState, project.id)
-    models, _ = load(state.model if state else None)
+    models = load(state.model if state else None)
     found: dict[int, float | None] = dict.fromkeys(task_ids)
     if not models or not task_ids:
         return found
@@ -401,9 +399,9 @@ def store(session: Session, project_id: int, fitted: Fit, *, now: datetime | Non
     """Keep the fitted model with the project's loop state (the caller commits)."""
     state = session.get(QualityState, project_id, with_for_update=True)
     if state is None:
-        state = QualityState(project_id=project_id, annotation_watermark=0)
+        state = QualityState(project_id=project_id)
         session.add(state)
-    state.model = dump(fitted.models, fitted.watermark)
+    state.model = dump(fitted.models)
     state.fitted_labels = fitted.labels
     state.fitted_at = state.updated_at = now or utcnow()
     session.flush()

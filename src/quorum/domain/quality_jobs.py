@@ -1,7 +1,7 @@
 """Where the quality loop runs (DESIGN §8): jobs, never the request path.
 
 - **PostgreSQL**: procrastinate. ``quorum worker`` runs :func:`run_worker`; a periodic task,
-  every ``SWEEP_SECONDS``, looks for projects with labels past their loop's watermark (and for
+  every ``SWEEP_SECONDS``, looks for projects with labels no tick has processed (and for
   projects due a re-aggregation) and defers one ``tick`` (or ``refit``) job per project with a
   queueing lock, so a project never has two waiting; any number of workers on any hosts share
   the queue. The web servers never touch it: with no worker running, labels still arrive, and
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from quorum.db.engine import Database
-from quorum.db.models import Annotation, Project, QualityState
+from quorum.db.models import Annotation, Project
 from quorum.domain import quality_loop
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,12 @@ def find_work(database: Database) -> Work:
     with database.session() as session:
         projects = session.scalars(select(Project.id).order_by(Project.id)).all()
         for project_id in projects:
-            newest = session.scalar(
-                select(func.max(Annotation.id)).where(Annotation.project_id == project_id)
+            waiting = session.scalar(
+                select(Annotation.id)
+                .where(Annotation.project_id == project_id, Annotation.loop_tick.is_(None))
+                .limit(1)
             )
-            if newest is None:
-                continue
-            state = session.get(QualityState, project_id)
-            if state is None or newest > state.annotation_watermark:
+            if waiting is not None:
                 ticks.append(project_id)
             elif quality_loop.refit_due(session, project_id):
                 refits.append(project_id)

@@ -3,8 +3,8 @@
 Two steps, run as jobs (``quorum.domain.quality_jobs``: procrastinate on PostgreSQL, a thread in
 the server on SQLite) and directly by ``quorum simulate``:
 
-:func:`tick`, for the labels submitted since the last tick (``quality_state``'s watermark), in
-submission order:
+:func:`tick`, for the labels no tick has processed yet, in id order (each is marked with the
+tick's number, ``Annotation.loop_tick``, in the same transaction):
 
 1. labels on gold tasks are graded (``quorum.domain.gold``): trust evidence;
 2. spam signals (``quorum.domain.spam``) flag labels, each with its reason, and ``review_rate``
@@ -26,6 +26,12 @@ re-checks auto-pause for everyone graded (then decides the tasks of those it pau
 :func:`refit_due` says when labels grew enough since the last fit to be worth it (10%, at least
 20 labels).
 
+Which labels are new is never read from ids: a label's id is taken before its submit commits,
+so on PostgreSQL a lower id can commit after a higher one the loop already processed. A tick
+takes the labels it has not marked; "since the last fit" means processed by a tick after the
+last one the fit saw (``QualityState.fitted_tick``). So each label is processed by exactly one
+tick and considered for the consensus flags at exactly one re-aggregation.
+
 Every step can run again without harm: outcomes are unique per label, a pending review is not
 queued twice, a slot is added only while the task's overlap is what the decision saw.
 """
@@ -35,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from quorum.db.models import (
@@ -72,11 +78,14 @@ class TickReport:
 
 
 def state_of(session: Session, project_id: int, *, lock: bool = False) -> QualityState:
-    """The project's loop state, created at its start (watermark 0, no model)."""
-    state = session.get(QualityState, project_id, with_for_update=lock or None)
+    """The project's loop state, created at its start (no tick yet, no model); ``lock`` reads
+    it again, locked."""
+    state = session.get(
+        QualityState, project_id, with_for_update=lock or None, populate_existing=lock
+    )
     if state is None:
         state = QualityState(
-            project_id=project_id, annotation_watermark=0, fitted_labels=0, updated_at=utcnow()
+            project_id=project_id, ticks=0, fitted_tick=0, fitted_labels=0, updated_at=utcnow()
         )
         session.add(state)
         session.flush()
@@ -93,7 +102,7 @@ def sampled(project_id: int, annotation_id: int, rate: float) -> bool:
 
 
 def tick(session: Session, project: Project, *, now: datetime | None = None) -> TickReport:
-    """Process the labels submitted since the last tick (module doc); commits."""
+    """Process the labels no tick has processed yet (module doc); commits."""
     now = now or utcnow()
     state = state_of(session, project.id, lock=True)
     rows = session.execute(
@@ -106,7 +115,7 @@ def tick(session: Session, project: Project, *, now: datetime | None = None) -> 
             Task.gold.is_not(None),
         )
         .join(Task, Task.id == Annotation.task_id)
-        .where(Annotation.project_id == project.id, Annotation.id > state.annotation_watermark)
+        .where(Annotation.project_id == project.id, Annotation.loop_tick.is_(None))
         .order_by(Annotation.id)
         .limit(TICK_BATCH)
     ).all()
@@ -114,6 +123,8 @@ def tick(session: Session, project: Project, *, now: datetime | None = None) -> 
     if not rows:
         session.commit()
         return report
+    state.ticks += 1
+    _mark(session, [r[0] for r in rows], state.ticks)
     policy = policy_of(project)
     new = [spam.NewLabel(r[0], r[1], r[2], r[3], r[4]) for r in rows]
     on_gold = {r[0] for r in rows if r[5]}
@@ -132,11 +143,10 @@ def tick(session: Session, project: Project, *, now: datetime | None = None) -> 
     ]
     report.flagged = queue_for_review(session, items, now=now)
     report.sampled = queue_for_review(session, picked, now=now)
-    models, _ = adaptive_loop.load(state.model)
+    models = adaptive_loop.load(state.model)
     touched = sorted({label.task_id for label in new if label.annotation_id not in on_gold})
     decision = adaptive_loop.decide(session, project, touched, models)
     report.raised, report.escalated = decision.raised, decision.escalated
-    state.annotation_watermark = rows[-1][0]
     state.updated_at = now
     session.commit()
     report.paused = pause.check(session, project, {item.user_id for item in graded}, now=now)
@@ -145,10 +155,21 @@ def tick(session: Session, project: Project, *, now: datetime | None = None) -> 
     return report
 
 
-def usable_labels(session: Session, project_id: int, *, after: int = 0) -> int:
+def _mark(session: Session, annotation_ids: list[int], tick_number: int) -> None:
+    """Mark these labels processed by this tick (ticks of a project hold its state's lock).
+
+    NOTE: done first, so the tick locks its labels in id order before any pay or review row,
+    as a reviewer's decision does (label, then pay)."""
+    session.execute(
+        update(Annotation).where(Annotation.id.in_(annotation_ids)).values(loop_tick=tick_number)
+    )
+
+
+def usable_labels(session: Session, project_id: int, *, since_tick: int = 0) -> int:
+    """The project's usable labels that ticks after ``since_tick`` processed."""
     query = select(func.count()).where(
         Annotation.project_id == project_id,
-        Annotation.id > after,
+        Annotation.loop_tick > since_tick,
         Annotation.review_status != ReviewStatus.rejected,
         usable_label(),
     )
@@ -159,8 +180,7 @@ def refit_due(session: Session, project_id: int) -> bool:
     """Whether labels grew enough since the last fit (module doc)."""
     state = session.get(QualityState, project_id)
     fitted = state.fitted_labels if state is not None and state.model else 0
-    _, watermark = adaptive_loop.load(state.model if state else None)
-    grown = usable_labels(session, project_id, after=watermark)
+    grown = usable_labels(session, project_id, since_tick=state.fitted_tick if state else 0)
     return grown >= max(REFIT_MIN_NEW, REFIT_GROWTH * fitted)
 
 
@@ -176,15 +196,19 @@ class RefitReport:
 def refit(session: Session, project: Project, *, now: datetime | None = None) -> RefitReport:
     """Re-aggregate the whole project and decide every task again (module doc); commits."""
     now = now or utcnow()
-    _, previous = adaptive_loop.load(state_of(session, project.id).model)
+    covered = state_of(session, project.id).ticks  # the fit reads every label of these ticks
     fitted = adaptive_loop.fit(session, project)
+    state = state_of(session, project.id, lock=True)
+    # NOTE: read under the lock: a re-aggregation that overlapped this one may have moved it,
+    # and each tick's labels must be new to exactly one re-aggregation.
+    since, state.fitted_tick = state.fitted_tick, max(state.fitted_tick, covered)
     adaptive_loop.store(session, project.id, fitted, now=now)
     report = RefitReport(labels=fitted.labels)
     for batch in _complete_work(session, project.id):
         decision = adaptive_loop.decide(session, project, batch, fitted.models)
         report.raised += decision.raised
         report.escalated += decision.escalated
-    report.flagged = _flag_disagreement(session, project, fitted, previous, now)
+    report.flagged = _flag_disagreement(session, project, fitted, (since, covered), now)
     session.commit()
     graded = session.scalars(
         select(QualityOutcome.user_id).where(QualityOutcome.project_id == project.id).distinct()
@@ -237,15 +261,23 @@ def _flag_disagreement(
     session: Session,
     project: Project,
     fitted: adaptive_loop.Fit,
-    previous_watermark: int,
+    ticks: tuple[int, int],
     now: datetime,
 ) -> int:
-    """Send to review the latest labels, since the previous fit, of annotators who disagree
-    with the consensus (``spam.disagreement``)."""
-    if not fitted.consensus:
+    """Send to review the latest labels, of those new since the previous fit (processed by the
+    ``ticks`` after the first up to the second), of annotators who disagree with the consensus
+    (``spam.disagreement``)."""
+    since, covered = ticks
+    if not fitted.consensus or covered <= since:
         return 0
     rows = session.execute(
-        select(Annotation.id, Annotation.user_id, Annotation.task_id, Annotation.answers)
+        select(
+            Annotation.id,
+            Annotation.user_id,
+            Annotation.task_id,
+            Annotation.answers,
+            Annotation.loop_tick,
+        )
         .where(
             Annotation.project_id == project.id,
             Annotation.review_status != ReviewStatus.rejected,
@@ -256,17 +288,15 @@ def _flag_disagreement(
     users = np.array([r[1] for r in rows], np.int64)
     tasks = np.array([r[2] for r in rows], np.int64)
     items: list[ToReview] = []
+    new = [r[4] is not None and since < r[4] <= covered for r in rows]
     for name, consensus in fitted.consensus.items():
         keys = [adaptive_loop.answer_key(r[3].get(name)) for r in rows]
         flagged = spam.disagreement(spam.agreement_counts(users, tasks, keys, consensus))
         for user_id, why in flagged.items():
             latest = [
                 aid
-                for (aid, who, task_id, _), key in zip(rows, keys, strict=True)
-                if who == user_id
-                and aid > previous_watermark
-                and key is not None
-                and key != consensus.get(task_id)
+                for (aid, who, task_id, _, _), key, is_new in zip(rows, keys, new, strict=True)
+                if who == user_id and is_new and key is not None and key != consensus.get(task_id)
             ]
             items += [ToReview(aid, ReviewSource.flagged, why) for aid in latest[-CONSENSUS_FLAGS:]]
     return queue_for_review(session, items, now=now)

@@ -141,8 +141,7 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
     loop = session.get(QualityState, project.id)
     waiting, since = session.execute(
         select(func.count(), func.min(Annotation.submitted_at)).where(
-            Annotation.project_id == project.id,
-            Annotation.id > (loop.annotation_watermark if loop else 0),
+            Annotation.project_id == project.id, Annotation.loop_tick.is_(None)
         )
     ).one()
     return ProjectQuality(

@@ -375,7 +375,7 @@ class _World:
         if self.models is None:
             with self.database.session() as session:
                 state = session.get(QualityState, self.project.id)
-                self.models, _ = adaptive_loop.load(state.model if state else None)
+                self.models = adaptive_loop.load(state.model if state else None)
         model = self.models.get(QUESTION)
         if model is None:
             return None
