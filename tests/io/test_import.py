@@ -164,6 +164,28 @@ def test_api_raw_csv_with_a_bad_line_in_the_middle(client: TestClient, make: Fac
     assert count_api(client, project, owner.headers) == 0
 
 
+UNCLOSED_QUOTE = b'external_id,text\nu0,fine\nu1,"unterminated\nu2,ok\n'
+
+
+@pytest.mark.parametrize("multipart", [False, True], ids=["text/csv", "multipart"])
+def test_api_csv_with_a_quote_left_open_is_refused_whole(
+    client: TestClient, make: Factory, multipart: bool
+) -> None:
+    owner = make.person("owner")
+    project = make.project(owner, TEXT_SCHEMA)
+    if multipart:
+        files = {"file": ("uq.csv", UNCLOSED_QUOTE, "text/csv")}
+        reply = api_import(client, project, owner.headers, files=files)
+    else:
+        headers = {**owner.headers, "Content-Type": "text/csv"}
+        reply = api_import(client, project, headers, content=UNCLOSED_QUOTE)
+    assert reply.status_code == 422, reply.text
+    (problem,) = reply.json()["error"]["details"]
+    assert (problem["line"], problem["field"]) == (3, "text")
+    assert "never closes" in problem["message"]
+    assert count_api(client, project, owner.headers) == 0
+
+
 def count_api(client: TestClient, project: Project, headers: dict[str, str]) -> int:
     reply = client.get(f"/api/v1/projects/{project.id}/tasks?limit=1000", headers=headers)
     return len(reply.json()["items"])
@@ -257,6 +279,23 @@ def test_cli_bad_line_exits_2_with_one_line_and_imports_nothing(db: str, tmp_pat
     good.write_bytes(ndjson([{"data": {"text": "ok"}}]))
     after = CliRunner().invoke(cli, ["import", "1", str(good), "--db", db])
     assert after.output.strip() == "imported 1 tasks into project 1"  # the first import left none
+
+
+def test_cli_csv_with_a_quote_left_open_exits_2_and_imports_nothing(
+    db: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "uq.csv"
+    path.write_bytes(UNCLOSED_QUOTE)
+    result = CliRunner().invoke(cli, ["import", "1", str(path), "--db", db])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert (
+        "1 problem(s); nothing was imported; first at line 3: text: a quote opens this cell and "
+        "never closes, so it would run to the end of the file\n"
+    ) in result.output
+    path.write_bytes(UNCLOSED_QUOTE.replace(b'"', b""))
+    after = CliRunner().invoke(cli, ["import", "1", str(path), "--db", db])
+    assert after.output.strip() == "imported 3 tasks into project 1"  # the first import left none
 
 
 @pytest.mark.parametrize(

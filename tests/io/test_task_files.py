@@ -9,7 +9,9 @@ from tests.io.conftest import MIXED_SCHEMA, ndjson, parquet_bytes
 
 from quorum.domain.questions import QuestionSchema
 from quorum.domain.tasks import Record
+from quorum.io import task_files
 from quorum.io.task_files import format_for, read_tasks
+from quorum.io.vendor_files import read_vendor_labels
 
 SCHEMA = QuestionSchema.model_validate(
     {
@@ -140,12 +142,80 @@ def test_csv_bad_cells_and_rows_are_named_by_line() -> None:
         (b"", "header row"),
         (b"text,text\nx,y\n", "appears twice"),
         (b"text,,x\n1,2,3\n", "needs a name"),
+        (b'text,"items\nx,[0]\n', "opens a quote that never closes"),
     ],
 )
 def test_csv_headers_are_checked(body: bytes, message: str) -> None:
     (record,) = read(body, "csv")
     assert record.line == 1
     assert message in (record.error or "")
+
+
+OPEN = "a quote opens this cell and never closes, so it would run to the end of the file"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "field"),
+    [
+        (b'external_id,text\nu0,fine\nu1,"unterminated\nu2,ok\n', 3, "text"),
+        (b'external_id,text,source\nu1,"unterminated,web\nu2,ok,web\n', 2, "text"),
+        (b'external_id,text\nu1,ok\n"u2,ok\nu3,ok', 3, "external_id"),
+        (b'external_id,text\nu1,ok,"extra\nu2,ok\n', 2, "line"),  # a cell the header lacks
+        (b'external_id,text\nu1,"two\nlines"\nu2,"say ""hi""\nu3,ok\n', 3, "text"),
+        (b'external_id,text\nu1,ok\nu2,"ends ""inside""', 3, "text"),
+    ],
+    ids=["last cell", "narrower row", "first cell", "wider row", "after two lines", "at the end"],
+)
+def test_csv_a_quote_left_open_is_refused_not_read_to_the_end(
+    body: bytes, line: int, field: str
+) -> None:
+    records = read(body, "csv")
+    assert [(r.line, r.field, r.error) for r in records if r.error] == [(line, field, OPEN)]
+    assert all(r.line < line for r in records if r.error is None)
+
+
+def test_csv_a_quote_left_open_far_from_the_end_names_its_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(task_files, "CSV_BLOCK_BYTES", 256)  # the open cell spans many blocks
+    rows = [f"u{i},note {i}" for i in range(2000)]
+    rows[1000] = 'u1000,"note 1000'  # line 1002
+    records = read(("external_id,text\n" + "\n".join(rows) + "\n").encode(), "csv")
+    (problem,) = [r for r in records if r.error]
+    assert problem.line == 1002
+    assert "closing quote missing" in (problem.error or "")
+    assert max(r.line for r in records if r.error is None) == 1001
+
+
+def test_csv_quoted_cells_may_span_lines_to_the_last_byte() -> None:
+    body = b'external_id,text\r\nu1,"one\r\ntwo"\r\nu2,"say ""hi""\nthere"'
+    records = read(body, "csv")
+    assert [(r.line, r.value["data"]["text"]) for r in records] == [
+        (2, "one\r\ntwo"),
+        (3, 'say "hi"\nthere'),
+    ]
+
+
+def test_lines_stay_right_across_blocks_and_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task_files, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(task_files, "PARQUET_BATCH_ROWS", 10)
+    scores = [str(i % 5 + 1) for i in range(500)]
+    scores[400] = "high"  # line 402 of the CSV
+    csv = read(("text,gold.score\n" + "".join(f"t,{s}\n" for s in scores)).encode(), "csv")
+    assert [(r.line, r.field) for r in csv if r.error] == [(402, "gold.score")]
+    data = ['{"text": "t"}'] * 50
+    data[37] = '"t"'  # row 38 of the Parquet file
+    parquet = read(parquet_bytes(pa.table({"data": data})), "parquet")
+    assert [(r.line, r.field) for r in parquet if r.error] == [(38, "data")]
+
+
+def test_a_vendor_csv_with_a_quote_left_open_is_refused() -> None:
+    body = b'external_id,verdict,answer.note\nt1,good,fine\nt2,bad,"oops\nt3,good,ok\n'
+    rows = list(read_vendor_labels(io.BytesIO(body), "csv", SCHEMA))
+    assert [(r.line, r.field, r.error) for r in rows] == [
+        (2, "line", None),
+        (3, "answer.note", OPEN),
+    ]
 
 
 def test_csv_with_only_a_header_has_no_tasks() -> None:

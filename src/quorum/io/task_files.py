@@ -15,10 +15,13 @@ Column rules for CSV and Parquet (docs/import-export.md):
 - an empty cell or a null is an absent field.
 CSV cells are text, never guessed: "007" stays "007". A data field that a question reads as a list
 (``ranking``) and gold for a question whose answer is not text are JSON (a rating is a number).
+Cells may span lines inside quotes; a quote that never closes is a bad record, not the rest of
+the file.
 """
 
 import csv
 import io
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -59,6 +62,7 @@ EXPORT_ONLY = {"task_id", "n_labels", "annotations", "answers", "confidence"}
 EXPORT_ONLY_PREFIXES = ("answer.", "confidence.")
 TEXT_GOLD_KINDS = {"choice", "preference", "text"}
 CSV_BLOCK_BYTES = 1 << 20
+OPEN_QUOTE = "a quote opens this cell and never closes, so it would run to the end of the file"
 PARQUET_BATCH_ROWS = 8192
 
 
@@ -148,10 +152,12 @@ def buffer(file: IO[bytes], *, always: bool = False) -> io.BufferedReader:
 
 
 class _Raw(io.RawIOBase):
-    """Any object with ``read`` as a raw stream, so ``io.BufferedReader`` can wrap it."""
+    """Any object with ``read`` as a raw stream, so ``io.BufferedReader`` can wrap it; ``tail``
+    follows the end of ``file``."""
 
-    def __init__(self, file: IO[bytes]) -> None:
+    def __init__(self, file: IO[bytes], tail: bytes = b"") -> None:
         self.file = file
+        self.tail = tail
 
     def readable(self) -> bool:
         return True
@@ -160,7 +166,10 @@ class _Raw(io.RawIOBase):
         # Fill the whole buffer unless the stream ends: a request body arrives in small chunks.
         filled = 0
         while filled < len(target):
-            chunk = self.file.read(len(target) - filled)
+            wanted = len(target) - filled
+            chunk = self.file.read(wanted)
+            if not chunk:
+                chunk, self.tail = self.tail[:wanted], self.tail[wanted:]
             if not chunk:
                 break
             target[filled : filled + len(chunk)] = chunk
@@ -287,7 +296,9 @@ def _object(field: str, value: Any) -> dict[str, Any]:
 
 def _rows(columns: Columns, batch: pa.RecordBatch, lines: Iterator[int]) -> Iterator[Record]:
     values = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-    for line, row in zip(lines, zip(*values, strict=True), strict=False):
+    # NOTE: rows first: zip takes from its first iterator before it finds the second empty, and
+    # a line number taken that way would be lost to the next batch.
+    for row, line in zip(zip(*values, strict=True), lines, strict=False):
         try:
             yield Record(line, columns.task(row))
         except CellError as error:
@@ -308,11 +319,12 @@ def read_csv(file: IO[bytes], schema: QuestionSchema) -> Iterator[Record]:
         return
     if b"\n" not in buffered.peek(CSV_BLOCK_BYTES).rstrip(b"\r\n"):
         return  # a header and no rows
-    skipped: dict[int, str] = {}  # filled by PyArrow as it parses each block
+    end = _EndLine(names)
+    skipped: dict[int, tuple[str, str]] = {}  # filled by PyArrow as it parses each block
     try:
-        reader = _open_csv(buffered, names, skipped)
+        reader = _open_csv(buffered, names, end, skipped)
     except pa.ArrowInvalid as error:
-        yield Record(2, error=f"cannot read the CSV: {error}")
+        yield Record(2, error=_unreadable(error))
         return
     numbers = _LineCounter(skipped)
     reported: set[int] = set()
@@ -323,12 +335,18 @@ def read_csv(file: IO[bytes], schema: QuestionSchema) -> Iterator[Record]:
             batch = None
         except pa.ArrowInvalid as error:
             yield from _skipped(skipped, reported)
-            yield Record(numbers.next, error=f"cannot read the CSV: {error}")
+            yield Record(numbers.upcoming(), error=_unreadable(error))
             return
         yield from _skipped(skipped, reported)
         if batch is None:
+            break
+        if end.swallowed_by(batch):
+            yield from _rows(columns, batch.slice(0, batch.num_rows - 1), numbers)
+            yield Record(next(numbers), error=OPEN_QUOTE, field=names[-1])
             return
         yield from _rows(columns, batch, numbers)
+    if not end.reached:  # not expected: PyArrow skipped the end line, or stopped before it
+        yield Record(numbers.upcoming(), error=OPEN_QUOTE)
 
 
 def _csv_header(buffered: io.BufferedReader) -> list[str]:
@@ -340,25 +358,61 @@ def _csv_header(buffered: io.BufferedReader) -> list[str]:
     if not line.strip():
         raise ValueError("expected a header row naming the columns")
     try:
-        names = next(csv.reader([line.decode("utf-8-sig").rstrip("\r")]))
+        reader = csv.reader([line.decode("utf-8-sig").rstrip("\r"), ""])
     except UnicodeDecodeError:
         raise ValueError("the header row is not UTF-8 text") from None
+    names = next(reader)
+    if reader.line_num > 1:  # a quote left open ran on into the empty line after the header
+        raise ValueError("the header row opens a quote that never closes")
     if any(not name.strip() for name in names):
         raise ValueError("every column needs a name in the header row")
     return names
 
 
+class _EndLine:
+    """A line read after the end of the file, to tell that the file does not end inside quotes.
+
+    NOTE: PyArrow ends a quoted cell at the end of the file without a word, so a quote left open
+    would swallow every row after it. This line has one cell more than the header, the last a
+    marker no file holds: after a well-formed file PyArrow reads it as a row of the wrong width
+    and hands it to ``invalid_row`` (``reached``); after an open quote it lands at the end of the
+    open cell, the last cell of the last row.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.marker = f"quorum-end-of-file-{secrets.token_hex(8)}"
+        self.text = "," * len(names) + self.marker
+        self.reached = False
+
+    def swallowed_by(self, batch: pa.RecordBatch) -> bool:
+        """Whether the last cell of ``batch`` holds the marker: it came from an open quote."""
+        last = batch.column(batch.num_columns - 1)
+        return batch.num_rows > 0 and self.marker in last[batch.num_rows - 1].as_py()
+
+
 def _open_csv(
-    buffered: io.BufferedReader, names: list[str], skipped: dict[int, str]
+    buffered: io.BufferedReader,
+    names: list[str],
+    end: _EndLine,
+    skipped: dict[int, tuple[str, str]],
 ) -> pa_csv.CSVStreamingReader:
     def invalid_row(row: Any) -> str:
         # NOTE: parsing on one thread, PyArrow numbers records as we do (the header is 1).
-        cells = f"a row of {row.actual_columns} cells; the header has {row.expected_columns}"
-        skipped[row.number if row.number is not None else 0] = cells
+        number = row.number if row.number is not None else 0
+        if row.text == end.text:
+            end.reached = True
+        elif end.marker in row.text:  # the open cell is the row's last: it ran to the end
+            end.reached = True
+            field = names[row.actual_columns - 1] if row.actual_columns <= len(names) else "line"
+            skipped[number] = (OPEN_QUOTE, field)
+        else:
+            cells = f"a row of {row.actual_columns} cells; the header has {row.expected_columns}"
+            skipped[number] = (cells, "line")
         return "skip"
 
+    ended = io.BufferedReader(_Raw(buffered, tail=f"\n{end.text}\n".encode()), CSV_BLOCK_BYTES)
     return pa_csv.open_csv(
-        buffered,
+        ended,
         read_options=pa_csv.ReadOptions(
             use_threads=False, block_size=CSV_BLOCK_BYTES, column_names=names, skip_rows=1
         ),
@@ -369,10 +423,19 @@ def _open_csv(
     )
 
 
+def _unreadable(error: pa.ArrowInvalid) -> str:
+    if "straddl" in str(error):  # a quoted cell spans more than a whole block
+        return (
+            f"a quoted cell runs on for more than {CSV_BLOCK_BYTES >> 20} MB: "
+            "is its closing quote missing?"
+        )
+    return f"cannot read the CSV: {error}"
+
+
 class _LineCounter:
     """Line numbers of the rows PyArrow hands back: every record but the ones it skipped."""
 
-    def __init__(self, skipped: dict[int, str]) -> None:
+    def __init__(self, skipped: dict[int, tuple[str, str]]) -> None:
         self.skipped = skipped
         self.next = 2  # the header is line 1
 
@@ -380,16 +443,22 @@ class _LineCounter:
         return self
 
     def __next__(self) -> int:
+        line = self.upcoming()
+        self.next += 1
+        return line
+
+    def upcoming(self) -> int:
+        """The line of the next row, without taking it."""
         while self.next in self.skipped:
             self.next += 1
-        self.next += 1
-        return self.next - 1
+        return self.next
 
 
-def _skipped(skipped: dict[int, str], reported: set[int]) -> Iterator[Record]:
+def _skipped(skipped: dict[int, tuple[str, str]], reported: set[int]) -> Iterator[Record]:
     for number in sorted(set(skipped) - reported):
         reported.add(number)
-        yield Record(number, error=skipped[number])
+        message, field = skipped[number]
+        yield Record(number, error=message, field=field)
 
 
 def read_parquet(file: IO[bytes] | str, schema: QuestionSchema) -> Iterator[Record]:
