@@ -50,7 +50,7 @@ def test_a_bad_line_in_the_middle_rejects_all_in_small_batches(
     with pytest.raises(Invalid) as raised:
         import_bytes(session, project, body, "ndjson", batch_size=700)
     assert [(p["line"], p["field"]) for p in raised.value.details] == [(5000, "line")]
-    assert raised.value.message.startswith("1 problem(s); nothing was imported; first at line 5000")
+    assert raised.value.message.startswith("1 problem; nothing was imported; first at line 5000")
     assert count(session, project) == 0
 
 
@@ -67,7 +67,7 @@ def test_problems_are_the_first_fifty_by_line_and_all_counted(
         )
     lines = [p["line"] for p in raised.value.details]
     assert lines == sorted(lines) and len(lines) == 50 and lines[0] == 3
-    assert raised.value.message.startswith("100 problem(s)")
+    assert raised.value.message.startswith("100 problems;")
 
 
 def test_duplicates_across_batches_within_the_file_and_the_project(
@@ -290,7 +290,7 @@ def test_cli_csv_with_a_quote_left_open_exits_2_and_imports_nothing(
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1
     assert (
-        "1 problem(s); nothing was imported; first at line 3: text: a quote opens this cell and "
+        "1 problem; nothing was imported; first at line 3: text: a quote opens this cell and "
         "never closes, so it would run to the end of the file\n"
     ) in result.output
     path.write_bytes(UNCLOSED_QUOTE.replace(b'"', b""))

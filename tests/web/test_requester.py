@@ -98,7 +98,7 @@ def test_import_reports_bad_lines_and_imports_nothing(
     assert reply.status_code == 422
     rows = re.findall(r'<tr><td class="num">(\d+)</td><td><code>([^<]+)</code></td>', reply.text)
     assert rows == [("2", "line"), ("3", "gold.label")]
-    assert "problem(s)" not in reply.text  # each problem once: in the table, not again below
+    assert "nothing was imported;" not in reply.text  # each problem once, in the table
     assert session.scalar(select(func.count()).select_from(Task)) == 0
     good = b'[{"data": {"q": 1}, "external_id": "a"}, {"data": {"q": 2}, "external_id": "b"}]'
     reply = visitor.form(

@@ -41,7 +41,12 @@ class Problems:
         first = self.first()
         head = first[0]
         raise Invalid(
-            f"{self.count} problem(s); no {what} were imported; first at line "
+            f"{count_of(self.count)}; no {what} were imported; first at line "
             f"{head['line']}: {head['field']}: {head['message']}",
             first,
         )
+
+
+def count_of(n: int) -> str:
+    """'1 problem', '2 problems'."""
+    return f"{n:,} problem" + ("" if n == 1 else "s")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from quorum.db.models import Project, Task, TaskStatus
 from quorum.db.types import canonical_json, utcnow
-from quorum.domain import bulk
+from quorum.domain import bulk, problems
 from quorum.domain.errors import Invalid, NotFound, Problem
 from quorum.domain.pages import Page, paginate
 from quorum.domain.projects import policy_of, schema_of
@@ -121,7 +121,7 @@ class _Problems:
         first = self.first()
         head = first[0]
         return Invalid(
-            f"{self.count} problem(s); nothing was imported; first at line "
+            f"{problems.count_of(self.count)}; nothing was imported; first at line "
             f"{head['line']}: {head['field']}: {head['message']}",
             first,
         )
