@@ -36,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     help="Quorum: expert-labeled AI training data whose quality is measured, not promised.",
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 user_app = typer.Typer(no_args_is_help=True, help="Manage users.")
 token_app = typer.Typer(no_args_is_help=True, help="Manage API tokens.")
