@@ -196,7 +196,11 @@ def test_api_format_query_overrides_the_content_type(client: TestClient, make: F
     project = make.project(owner, TEXT_SCHEMA)
     body = ndjson([{"data": {"text": "a"}}, {"data": {"text": "b"}}])
     headers = {**owner.headers, "Content-Type": "application/octet-stream"}
-    assert api_import(client, project, headers, content=body).status_code == 400
+    unknown = api_import(client, project, headers, content=body)
+    assert unknown.status_code == 415  # a body of a type the API does not read
+    assert unknown.json()["error"]["code"] == "unsupported_media_type"
+    named_wrong = api_import(client, project, headers, content=body, params={"format": "xml"})
+    assert named_wrong.status_code in (400, 422)
     reply = api_import(client, project, headers, content=body, params={"format": "jsonl"})
     assert reply.json() == {"created": 2, "skipped": 0}
 

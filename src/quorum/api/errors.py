@@ -75,12 +75,16 @@ class PayloadTooLarge(Exception):
 
 
 class BadRequest(Exception):
-    """A request the API cannot even parse (malformed JSON, bad encoding)."""
+    """A request the API cannot even parse (malformed JSON, bad encoding); ``status`` 415 when
+    it is the body's media type that the API does not read."""
 
-    def __init__(self, message: str, details: list[Problem] | None = None) -> None:
+    def __init__(
+        self, message: str, details: list[Problem] | None = None, *, status: int = 400
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.status = status
 
 
 def _domain(_: Request, exc: Exception) -> JSONResponse:
@@ -136,7 +140,7 @@ def _too_large(_: Request, exc: Exception) -> JSONResponse:
 
 def _bad_request(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BadRequest)
-    return error_response(400, "bad_request", exc.message, exc.details)
+    return error_response(exc.status, HTTP_CODES[exc.status], exc.message, exc.details)
 
 
 def _server_error(request: Request, exc: Exception) -> JSONResponse:

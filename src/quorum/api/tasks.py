@@ -124,7 +124,10 @@ def _format(
     try:
         return format_for(name=name, content_type=content_type, given=given)
     except ValueError as error:
-        raise BadRequest(f"{error}; or say ?format=json|ndjson|csv|parquet") from None
+        status = 400 if given else 415  # a format named wrong, or a body of unknown type
+        raise BadRequest(
+            f"{error}; or say ?format=json|ndjson|csv|parquet", status=status
+        ) from None
 
 
 class BodyStream(io.RawIOBase):
