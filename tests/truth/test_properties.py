@@ -16,6 +16,8 @@ from quorum.truth import (
     DawidSkene,
     MajorityVote,
     OneCoinDawidSkene,
+    apply_temperature,
+    fit_temperature,
     posterior,
 )
 
@@ -115,6 +117,39 @@ def test_permuting_task_and_worker_ids_permutes_the_output(
     np.testing.assert_allclose(permuted.probas_[task_perm], original.probas_, atol=1e-6)
     stable = decisive(original.probas_)
     assert np.array_equal(permuted.labels_[task_perm][stable], original.labels_[stable])
+
+
+@FAST
+@given(crowd=crowds(), data=st.data())
+def test_calibration_on_gold_without_a_miss_never_gives_certainty(
+    crowd: Crowd, data: st.DataObject
+) -> None:
+    """Gold the blind fit gets all right (often drawn so) leaves the gold answers' mean
+    probability at (n + 1) / (n + 2) at most, tempering whenever the posteriors were surer.
+    Whenever the temperature is 1 or more, no task gets surer, one whose labels all disagree
+    included."""
+    task, worker, label, n_classes = crowd
+    ds = DawidSkene().fit(task, worker, label, n_classes=n_classes)
+    n_tasks = ds.probas_.shape[0]
+    guess = data.draw(arrays(np.intp, n_tasks, elements=st.integers(0, n_classes - 1)))
+    agrees = data.draw(arrays(np.bool_, n_tasks))
+    known = data.draw(arrays(np.bool_, n_tasks))
+    gold = np.where(agrees, ds.labels_, guess)[known]
+    temperature = fit_temperature(ds.probas_[known], gold)
+    calibrated = apply_temperature(ds.probas_, temperature)
+    assert 0.05 <= temperature <= 20.0
+    on_gold = calibrated[known][np.arange(gold.size), gold]
+    if gold.size and np.all(on_gold >= calibrated[known].max(axis=1)):  # no miss
+        laplace = (gold.size + 1) / (gold.size + 2)
+        assert on_gold.mean() <= laplace + 1e-9
+        raw = apply_temperature(ds.probas_[known], 1.0)[np.arange(gold.size), gold]
+        assert temperature >= 1 or raw.mean() < laplace
+    if temperature >= 1:
+        raw_top, top = ds.probas_.max(axis=1), calibrated.max(axis=1)
+        distinct = np.unique(np.c_[task, label], axis=0)[:, 0]  # a task per distinct label
+        disagree = np.bincount(distinct, minlength=n_tasks) == np.bincount(task, minlength=n_tasks)
+        assert np.all(top[disagree] <= raw_top[disagree] + 1e-12)
+        assert np.all(top <= raw_top + 1e-12)
 
 
 FIXED_ITERATIONS = {"tol": -np.inf, "max_iter": 30}

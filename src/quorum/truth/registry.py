@@ -198,7 +198,10 @@ class Auto:
             temperature = fit_temperature(probas, truth)
             score = log_likelihood(apply_temperature(probas, temperature), truth)
             self.scores_[method] = score
-            if best is None or score > best[0]:
+            # NOTE: a tie within rounding keeps the earlier candidate: when every candidate gets
+            # every held-out gold task right, calibration gives all of them the same gold mean
+            # (fit_temperature), and the last digits would pick the winner.
+            if best is None or score > best[0] + 1e-9 * max(1.0, abs(best[0])):
                 best = (score, method)
                 self.temperature_ = temperature
                 self.cv_accuracy_ = float(np.mean(probas.argmax(axis=1) == truth))
