@@ -220,7 +220,8 @@ def test_api_export_refuses_bad_parameters(
     assert client.get(url, headers=labelled.owner.headers, params=params).status_code == 422
 
 
-def test_cli_export_writes_the_file_or_nothing(tmp_path: Path) -> None:
+def _cli_project(tmp_path: Path) -> tuple[str, CliRunner]:
+    """Project 1 with four tasks in a new SQLite file, made through the CLI."""
     db, runner = f"sqlite:///{tmp_path}/cli.db", CliRunner()
     runner.invoke(cli, ["user", "create", "lead@example.com", "--db", db])
     spec = tmp_path / "spec.json"
@@ -229,6 +230,11 @@ def test_cli_export_writes_the_file_or_nothing(tmp_path: Path) -> None:
     tasks_file = tmp_path / "tasks.ndjson"
     tasks_file.write_bytes(ndjson([mixed_task(i) for i in range(4)]))
     assert runner.invoke(cli, ["import", "1", str(tasks_file), "--db", db]).exit_code == 0
+    return db, runner
+
+
+def test_cli_export_writes_the_file_or_nothing(tmp_path: Path) -> None:
+    db, runner = _cli_project(tmp_path)
     out = tmp_path / "out.parquet"
     result = runner.invoke(cli, ["export", "1", "--out", str(out), "--db", db])
     assert result.exit_code == 0, result.output
@@ -255,14 +261,7 @@ def umask_027() -> Iterator[None]:
 def test_cli_exports_take_the_users_umask(tmp_path: Path) -> None:
     """Written under a temporary name and renamed, exports would keep tempfile's private mode
     (0600, 0700); they get what the umask gives any new file instead."""
-    db, runner = f"sqlite:///{tmp_path}/cli.db", CliRunner()
-    runner.invoke(cli, ["user", "create", "lead@example.com", "--db", db])
-    spec = tmp_path / "spec.json"
-    spec.write_text(orjson.dumps({"name": "p", "schema": MIXED_SCHEMA}).decode())
-    runner.invoke(cli, ["project", "create", str(spec), "--owner", "lead@example.com", "--db", db])
-    tasks_file = tmp_path / "tasks.ndjson"
-    tasks_file.write_bytes(ndjson([mixed_task(i) for i in range(4)]))
-    assert runner.invoke(cli, ["import", "1", str(tasks_file), "--db", db]).exit_code == 0
+    db, runner = _cli_project(tmp_path)
     for out, extra in ((tmp_path / "out.jsonl", []), (tmp_path / "hf", ["--format", "hf"])):
         result = runner.invoke(cli, ["export", "1", "--out", str(out), *extra, "--db", db])
         assert result.exit_code == 0, result.output
