@@ -144,8 +144,7 @@ def test_malformed_bodies(client: TestClient, make: Factory) -> None:
     xml = client.post(
         url, content=b"<tasks/>", headers={**owner.headers, "Content-Type": "application/xml"}
     )
-    assert xml.status_code == 400
-    assert xml.json()["error"]["code"] == "bad_request"
+    assert xml.status_code == 415 and xml.json()["error"]["code"] == "unsupported_media_type"
 
 
 def test_body_too_large_is_413(database: Database, make: Factory, tmp_path: object) -> None:

@@ -152,7 +152,8 @@ def test_reviews_of_a_gold_label_name_the_annotators_handle(
     )  # fmt: skip
     text = visit(annotator).get("/projects").text
     assert f"task {lease.assignment.id}," in text
-    assert f"task {lease.task.id}," not in text
+    if lease.task.id != lease.assignment.id:  # the two id sequences can meet (seen on PostgreSQL)
+        assert f"task {lease.task.id}," not in text
 
 
 def auto_paused(

@@ -170,6 +170,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "No such resource, or not visible to you",
         409: "Conflict with the current state",
         413: "Request body too large",
+        415: "A request body of a media type this call does not read",
         422: "Invalid input; details lists each problem",
+        503: "Lost races with concurrent requests and changed nothing; send it again",
     }.items()
 }
