@@ -22,7 +22,7 @@ from quorum.db.models import (
     ReviewStatus,
     Role,
 )
-from quorum.domain import dashboard, ledger, projects, reviews
+from quorum.domain import assignments, dashboard, ledger, projects, reviews
 from quorum.domain.errors import Conflict, Invalid
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -129,6 +129,26 @@ def test_a_label_earns_the_rate_of_its_submit_or_never(session: Session, make: F
     for who, cents in ((0, 0), (1, 25)):
         (row,) = dashboard.my_projects(session, world.annotators[who].user)
         assert row.my_earned_cents == cents
+
+
+def test_a_retry_after_the_rate_went_up_earns_nothing(session: Session, make: Factory) -> None:
+    """The same submit sent again (its Idempotency-Key) is the first one's reply: a label that
+    earned nothing at its submit does not start earning when it is replayed."""
+    world = paying_project(make, tasks=1, policy={"pay_per_task_cents": 0})
+    person = world.annotators[0]
+    lease = assignments.lease(session, world.project, person.user, now=START)
+    assert lease is not None
+    answers, key = {"label": "yes"}, "retry-1"
+    first = assignments.submit(
+        session, lease.assignment.id, person.user, answers, key=key, now=START
+    )
+    policy = {**world.project.policy, "pay_per_task_cents": 25}
+    projects.update_project(session, world.project, {"policy": policy})
+    again = assignments.submit(
+        session, lease.assignment.id, person.user, answers, key=key, now=START
+    )
+    assert again.id == first.id
+    assert _kinds(session, first.id) == []
 
 
 def test_bonuses_and_adjustments_need_a_reason_and_a_member(

@@ -197,7 +197,8 @@ def submit_view(
     if isinstance(found, Refused):
         _explain_refused_assignment(session, submission.assignment_id, user_id)
     assert not isinstance(found, Refused)
-    ledger.record_label(session, found.id, now=now, submitted=True)
+    # A replay is the first submit's reply: it earned then, or never (ledger module doc).
+    ledger.record_label(session, found.id, now=now, submitted=not found.replay)
     return found
 
 

@@ -413,6 +413,7 @@ class SubmissionView:
     duration_ms: int | None
     submitted_at: datetime
     hides_gold: bool = False
+    replay: bool = False  # the first reply again (an Idempotency-Key seen before): nothing new
 
     @property
     def task_ref(self) -> int:

@@ -359,6 +359,7 @@ def _replayed(session: Session, annotation_id: int, hides_gold: bool) -> Submiss
         annotation.duration_ms,
         annotation.submitted_at,
         hides_gold,
+        replay=True,
     )
 
 

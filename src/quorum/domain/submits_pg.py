@@ -405,6 +405,7 @@ def replayed(rows: list[tuple[Any, ...]], hides_gold: bool) -> SubmissionView:
     if not rows:
         raise Conflict("the annotation this Idempotency-Key created no longer exists")
     id_, assignment_id, task_id, answers, duration_ms, submitted_at = rows[0]
+    when = submitted_at.astimezone(UTC)
     return SubmissionView(
-        id_, assignment_id, task_id, answers, duration_ms, submitted_at.astimezone(UTC), hides_gold
+        id_, assignment_id, task_id, answers, duration_ms, when, hides_gold, replay=True
     )
