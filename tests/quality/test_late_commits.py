@@ -169,3 +169,50 @@ def project_of(session: Session, project_id: int) -> Project:
     project = session.get(Project, project_id)
     assert project is not None
     return project
+
+
+def test_a_re_aggregation_overtaken_by_a_later_one_keeps_the_later_model(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: two re-aggregations overlap; the one that read fewer labels finishes last
+    and must not replace the model of the one that read more."""
+    with scratch_postgres_database(request.config, "refits") as url:
+        engine = make_engine(url)
+        database = Database(engine)
+        with database.session(write=True) as session:
+            owner = users.create_user(session, "owner@example.com")
+            person = users.create_user(session, "a@example.com")
+            project = projects.create(session, owner, name="refits", schema=CHOICE3)
+            projects.add_member(session, project, person.email, Role.annotator)
+            tasks = [{"data": {"n": n}} for n in range(6)]
+            import_tasks(session, project, [Record(i, item) for i, item in enumerate(tasks)])
+            project_id = project.id
+
+        def label(count: int) -> None:
+            with database.session(write=True) as session:
+                for _ in range(count):
+                    lease = assignments.lease(session, project_of(session, project_id), person)
+                    assert lease is not None
+                    assignments.submit(session, lease.assignment.id, person, {"label": "a"})
+            assert quality_jobs.sweep(database).ticks == [project_id]
+
+        label(2)
+        real_fit, stale = quality_loop.adaptive_loop.fit, []
+
+        def overtaken_fit(session: Session, project: Project) -> Any:
+            fitted = real_fit(session, project)
+            if not stale:  # the first re-aggregation: another one runs to its end meanwhile
+                stale.append(fitted.labels)
+                label(3)
+                quality_jobs.run_refit(database, project_id)
+            return fitted
+
+        monkeypatch.setattr(quality_loop.adaptive_loop, "fit", overtaken_fit)
+        with database.session(write=True) as slow:
+            report = quality_loop.refit(slow, project_of(slow, project_id))
+        with database.session() as session:
+            state = session.get(QualityState, project_id)
+            assert state is not None
+            assert (state.fitted_labels, state.fitted_tick, state.ticks) == (5, 2, 2)
+        assert stale == [2] and report.superseded
+        engine.dispose()

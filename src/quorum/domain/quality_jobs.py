@@ -68,7 +68,10 @@ def run_refit(database: Database, project_id: int) -> None:
         project = session.get(Project, project_id)
         if project is not None:
             report = quality_loop.refit(session, project)
-            log.info("re-aggregated project %s: %s labels", project_id, report.labels)
+            if report.superseded:
+                log.info("re-aggregation of project %s superseded by a later one", project_id)
+            else:
+                log.info("re-aggregated project %s: %s labels", project_id, report.labels)
 
 
 def sweep(database: Database) -> Work:

@@ -191,6 +191,7 @@ class RefitReport:
     escalated: list[int] = field(default_factory=list)
     flagged: int = 0
     paused: list[int] = field(default_factory=list)
+    superseded: bool = False  # a re-aggregation that saw more labels stored its model first
 
 
 def refit(session: Session, project: Project, *, now: datetime | None = None) -> RefitReport:
@@ -201,6 +202,11 @@ def refit(session: Session, project: Project, *, now: datetime | None = None) ->
     state = state_of(session, project.id, lock=True)
     # NOTE: read under the lock: a re-aggregation that overlapped this one may have moved it,
     # and each tick's labels must be new to exactly one re-aggregation.
+    if covered < state.fitted_tick:
+        # Its model was fitted on fewer labels than the one stored meanwhile, which also
+        # decided the tasks and flagged the labels this one would have.
+        session.rollback()
+        return RefitReport(labels=fitted.labels, superseded=True)
     since, state.fitted_tick = state.fitted_tick, max(state.fitted_tick, covered)
     adaptive_loop.store(session, project.id, fitted, now=now)
     report = RefitReport(labels=fitted.labels)
