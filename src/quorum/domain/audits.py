@@ -9,8 +9,9 @@ good each delivery is. The flow (docs/audits.md):
    are measured against);
 3. :func:`draw_sample` draws, per vendor, a random sample stratified by the class the vendor
    gave, as large as the wanted width of the 95% interval needs (``quorum.truth.sampling``),
-   and moves the sampled tasks to the front of the project's queue: the project's experts label
-   them through ``next``/``submit`` like any other task, with nothing to tell them apart;
+   and moves the sampled tasks to the front of the project's queue, in a random order: the
+   project's experts label them through ``next``/``submit`` like any other task, with nothing to
+   tell them apart, and a report read mid-sample rests on a random part of the sample;
 4. ``quorum.domain.audit_report`` compares each vendor with the experts' consensus.
 
 Drawing again (a narrower width, or after a new delivery) tops the sample up with more random
@@ -42,9 +43,11 @@ from quorum.truth.sampling import allocate, sample_size
 
 BATCH = 2000
 AUDITABLE = ("choice", "rating", "preference")
-# Sampled tasks go to the front of the queue: the highest priority a task can have (imports
-# accept priorities below 2**31).
+# Sampled tasks go to the front of the queue, each with a random priority in the band at the
+# top of what a task can have (imports accept priorities below 2**31): experts get them in a
+# random order, so the tasks checked at any point are a random part of the sample.
 AUDIT_PRIORITY = 2**31 - 1
+AUDIT_BAND = 2**20
 # Every class the vendor gave is checked at least this often, so its row of the confusion
 # matrix is never empty.
 MIN_PER_CLASS = 2
@@ -367,7 +370,7 @@ def draw_sample(
                 delivery.vendor.name, asked, int(delivery.task_id.size), target, len(picked), total
             )
         )
-    _to_the_front(session, sorted(set(new_tasks)))
+    _to_the_front(session, sorted(set(new_tasks)), rng)
     session.commit()
     return results
 
@@ -409,8 +412,10 @@ def _sample_count(session: Session, vendor_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
-def _to_the_front(session: Session, task_ids: list[int]) -> None:
-    """Give sampled tasks the highest priority, so experts get them before any other task.
+def _to_the_front(session: Session, task_ids: list[int], rng: np.random.Generator) -> None:
+    """Give sampled tasks random priorities in the top band, so experts get them before any
+    other task and in a random order (the tasks of every draw alike, so a top-up mixes with
+    what is left of the earlier draws).
 
     NOTE: the tasks are locked in id order first, as every writer that holds several tasks
     does (``quorum.domain.assignments``), so this cannot deadlock with leases or reclaims.
@@ -424,4 +429,6 @@ def _to_the_front(session: Session, task_ids: list[int]) -> None:
             .with_for_update(key_share=True)
         )
         session.execute(locked)
-        session.execute(update(Task).where(Task.id.in_(ids)).values(priority=AUDIT_PRIORITY))
+        ranks = rng.integers(AUDIT_PRIORITY - AUDIT_BAND, AUDIT_PRIORITY, len(ids), endpoint=True)
+        rows = [{"id": t, "priority": int(p)} for t, p in zip(ids, ranks, strict=True)]
+        session.execute(update(Task), rows)
