@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from quorum.cli_data import DbOption
+from quorum.domain.problems import counted
 
 if TYPE_CHECKING:
     from quorum.domain.audit_report import AuditReport, Interval, VendorReport
@@ -61,7 +62,8 @@ def import_delivery(
             finally:
                 database.dispose()
     typer.echo(
-        f"imported {result.created} labels of vendor {result.vendor!r} into project {project}"
+        f"imported {counted(result.created, 'label')} of vendor {result.vendor!r} "
+        f"into project {project}"
     )
 
 
@@ -147,7 +149,8 @@ def _print_table(result: "AuditReport") -> None:
     table.add_column("wrong labels (est.)", justify="right")
     for vendor in result.vendors:
         table.add_row(*_row(vendor))
-    Console().print(table)
+    # Piped into a file or another program, rich would fold the table to 80 columns.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def _row(v: "VendorReport") -> list[str]:

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from quorum.domain.problems import counted
 from quorum.io.modes import as_created
 
 if TYPE_CHECKING:  # the commands import their modules when run, so `quorum --help` stays fast
@@ -82,8 +83,8 @@ def import_tasks(
                     )
             finally:
                 database.dispose()
-    skipped = f" ({result.skipped} skipped: their external_id exists)" if result.skipped else ""
-    typer.echo(f"imported {result.created} tasks into project {project}{skipped}")
+    skipped = f" ({result.skipped:,} skipped: their external_id exists)" if result.skipped else ""
+    typer.echo(f"imported {counted(result.created, 'task')} into project {project}{skipped}")
 
 
 def _import_label_studio(project: int, file: Path, db: str | None) -> None:
@@ -104,11 +105,12 @@ def _import_label_studio(project: int, file: Path, db: str | None) -> None:
                 database.dispose()
     dropped = result.cancelled + result.empty + result.repeated
     typer.echo(
-        f"imported {result.tasks} tasks with {result.annotations} annotations by "
-        f"{result.annotators} new annotators into project {project}"
+        f"imported {counted(result.tasks, 'task')} with "
+        f"{counted(result.annotations, 'annotation')} by "
+        f"{counted(result.annotators, 'new annotator')} into project {project}"
         + (
-            f"; left out {result.cancelled} cancelled, {result.empty} empty and "
-            f"{result.repeated} repeated annotations"
+            f"; left out {result.cancelled:,} cancelled, {result.empty:,} empty and "
+            f"{result.repeated:,} repeated annotations"
             if dropped
             else ""
         )
@@ -202,7 +204,7 @@ def export_tasks(
                         written = write_export(prepared, fmt, sink, advance)
         finally:
             database.dispose()
-    what = f"{written} rows" if fmt in ("hf", "dpo", "sft") else f"{written} tasks"
+    what = counted(written, "row" if fmt in ("hf", "dpo", "sft") else "task")
     typer.echo(f"exported {what} of project {project} to {out}")
 
 

@@ -282,7 +282,7 @@ def test_cli_bad_line_exits_2_with_one_line_and_imports_nothing(db: str, tmp_pat
     good = tmp_path / "good.ndjson"
     good.write_bytes(ndjson([{"data": {"text": "ok"}}]))
     after = CliRunner().invoke(cli, ["import", "1", str(good), "--db", db])
-    assert after.output.strip() == "imported 1 tasks into project 1"  # the first import left none
+    assert after.output.strip() == "imported 1 task into project 1"  # the first import left none
 
 
 def test_cli_csv_with_a_quote_left_open_exits_2_and_imports_nothing(

@@ -49,4 +49,9 @@ class Problems:
 
 def count_of(n: int) -> str:
     """'1 problem', '2 problems'."""
-    return f"{n:,} problem" + ("" if n == 1 else "s")
+    return counted(n, "problem")
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 task', '1,200 tasks': a count for a message (``noun`` takes an s in the plural)."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
