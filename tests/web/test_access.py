@@ -107,6 +107,20 @@ def test_pages_of_other_projects_do_not_exist(visit: Visit, world: World, role: 
         assert world.elsewhere.name not in reply.text
 
 
+@pytest.mark.parametrize(
+    ("role", "page"), [("annotator", "label"), ("reviewer", "dashboard"), ("owner", "dashboard")]
+)
+def test_a_projects_own_address_leads_to_its_page_for_the_role(
+    visit: Visit, world: World, role: str, page: str
+) -> None:
+    visitor = visit(getattr(world, role))
+    reply = visitor.get(f"/projects/{world.project.id}")
+    assert reply.status_code == 303
+    assert reply.headers["location"] == f"/projects/{world.project.id}/{page}"
+    assert visitor.get(f"/projects/{world.elsewhere.id}").status_code == 404
+    assert visitor.get("/projects/new").status_code == 200  # not taken for a project id
+
+
 def test_ids_of_one_project_under_another_are_not_found(
     visit: Visit, world: World, make: Factory
 ) -> None:

@@ -9,7 +9,7 @@ from itertools import accumulate
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from plotly import __version__ as plotly_version
 
 from quorum.domain import dashboard, policies, projects
@@ -154,6 +154,14 @@ def _confusion(confusion: Confusion) -> Figure:
             },
         },
     }
+
+
+@router.get("/projects/{project_id:int}", name="web_project")
+def project_page(project_id: PageId, session: SessionDep, user: CurrentUser) -> Response:
+    """A project's own address: its dashboard for those who may see it, else its labeling page."""
+    seen = projects.access(session, user, project_id)
+    page = "dashboard" if policies.can_view_dashboard(seen.role)(user) else "label"
+    return RedirectResponse(f"/projects/{project_id}/{page}", status_code=303)
 
 
 @router.get("/projects/{project_id}/dashboard", name="web_dashboard")
