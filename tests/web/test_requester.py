@@ -13,7 +13,7 @@ from tests.conftest import Factory, Person
 from tests.web.conftest import Visitor
 
 from quorum.db.models import Membership, Project, Role, Task
-from quorum.domain import aggregation, assignments, dashboard
+from quorum.domain import aggregation, assignments, dashboard, pause
 from quorum.domain.projects import schema_of
 from quorum.truth import DawidSkene, apply_temperature, fit_temperature
 
@@ -140,6 +140,30 @@ def test_the_dashboard_shows_the_figures(visit: Visit, make: Factory, session: S
     assert sum(charts["throughput"]["data"][0]["y"]) == 9
     assert charts["confusion-label"]["data"][0]["z"] == [[6, 3], [0, 0]]  # rows: gold yes, no
     assert 'id="lowest-table"' in page.text and "/vendor/plotly.min.js" in page.text
+
+
+def test_a_paused_annotators_labels_leave_the_agreement_figures(
+    make: Factory, session: Session
+) -> None:
+    """As in the export: agreement, confusion and the lowest-agreement tasks use the labels that
+    count; throughput and labels per annotator keep every label."""
+    owner = make.person("rhea")
+    team = [make.person("a"), make.person("b"), make.person("spammer")]
+    project = make.project(owner, policy={"overlap": 3}, members={Role.annotator: team})
+    make.tasks(project, [{"data": {"q": i}, "gold": {"label": "yes"}} for i in range(4)])
+    for person, answer in zip(team, ("yes", "yes", "no"), strict=True):
+        while lease := assignments.lease(session, project, person.user):
+            assignments.submit(session, lease.assignment.id, person.user, {"label": answer})
+    before = dashboard.project_overview(session, project)
+    assert before.agreement[0].percent == pytest.approx(1 / 3)
+    pause.pause(session, project.id, team[2].user.id, "spam", by=owner.user)
+    session.commit()
+    after = dashboard.project_overview(session, project)
+    assert after.agreement[0].percent == 1.0
+    assert after.confusions[0].gold == [[8, 0], [0, 0]]  # gold yes: 8 yes, none no
+    assert {low.agreement for low in after.lowest} == {1.0}
+    assert sum(n for _, n in after.throughput) == 12 and len(after.annotators) == 3
+    assert dashboard.agreement(session, project)[0].percent == 1.0  # the stats API's figure
 
 
 def test_progress_leaves_out_the_gold_checks(visit: Visit, make: Factory, session: Session) -> None:

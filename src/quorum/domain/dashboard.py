@@ -28,6 +28,7 @@ from quorum.db.models import (
 )
 from quorum.domain import aggregation, ledger
 from quorum.domain import dashboard_figures as figures
+from quorum.domain.pause import usable_label
 from quorum.domain.projects import schema_of
 from quorum.domain.questions import ChoiceQuestion, QuestionSchema
 from quorum.domain.stats import ProjectStats, project_stats, work_counts
@@ -169,8 +170,10 @@ class Overview:
 def project_overview(session: Session, project: Project) -> Overview:
     """Everything the dashboard shows, in a fixed number of queries whatever the project's size.
 
-    Agreement leaves out labels a reviewer rejected; throughput and per-annotator counts keep
-    them. The labels are read once, so this is for dashboards, not for 100M-label projects.
+    Agreement, confusion and the lowest-agreement tasks use the labels that count, as the
+    export does: not rejected by a reviewer, not of an annotator paused in the project.
+    Throughput and per-annotator counts keep every label. The labels are read once, so this is
+    for dashboards, not for 100M-label projects.
     """
     schema = schema_of(project)
     rows = session.execute(
@@ -180,6 +183,7 @@ def project_overview(session: Session, project: Project) -> Overview:
             Annotation.answers,
             Annotation.submitted_at,
             Annotation.review_status,
+            usable_label(),
         )
         .join(User, User.id == Annotation.user_id)
         .where(Annotation.project_id == project.id)
@@ -211,37 +215,37 @@ def project_overview(session: Session, project: Project) -> Overview:
 
 
 def agreement(session: Session, project: Project) -> list[figures.QuestionAgreement]:
-    """Agreement per question over the labels a reviewer did not reject (as the dashboard)."""
+    """Agreement per question over the labels that count (as the dashboard)."""
     schema = schema_of(project)
     rows = session.execute(
         select(Annotation.task_id, User.pseudonym, Annotation.answers, Annotation.review_status)
         .join(User, User.id == Annotation.user_id)
-        .where(Annotation.project_id == project.id)
+        .where(Annotation.project_id == project.id, usable_label())
         .order_by(Annotation.id)
     ).all()
     labels = _by_question(
-        schema, [(task, who, answers, None, status) for task, who, answers, status in rows]
+        schema, [(task, who, answers, None, status, True) for task, who, answers, status in rows]
     )
     return [figures.agreement(q, labels[q.name]) for q in schema.questions]
 
 
 def _by_question(
-    schema: QuestionSchema, rows: Sequence[tuple[int, str, Any, Any, ReviewStatus]]
+    schema: QuestionSchema, rows: Sequence[tuple[int, str, Any, Any, ReviewStatus, bool]]
 ) -> dict[str, list[figures.Label]]:
-    """Each question's answers in ``(task, pseudonym, answers, _, review status)`` rows, leaving
-    out labels a reviewer rejected."""
+    """Each question's answers in ``(task, pseudonym, answers, _, review status, usable)``
+    rows, leaving out labels a reviewer rejected and those of paused annotators."""
     return {
         q.name: [
             figures.Label(task, who, answers[q.name])
-            for task, who, answers, _, status in rows
-            if status is not ReviewStatus.rejected and answers.get(q.name) is not None
+            for task, who, answers, _, status, usable in rows
+            if usable and status is not ReviewStatus.rejected and answers.get(q.name) is not None
         ]
         for q in schema.questions
     }
 
 
 def _per_annotator(
-    rows: Sequence[tuple[int, str, Any, datetime, ReviewStatus]],
+    rows: Sequence[tuple[int, str, Any, datetime, ReviewStatus, bool]],
 ) -> list[AnnotatorLabels]:
     counts: Counter[str] = Counter(row[1] for row in rows)
     rejected: Counter[str] = Counter(row[1] for row in rows if row[4] is ReviewStatus.rejected)
