@@ -150,7 +150,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.wait(timeout=20)
 
 
-@pytest.fixture(scope="session")
+# NOTE: module scope, not session: Playwright's sync API keeps an event loop running in the
+# thread while it is started, and asyncio.run() in any later test of the same xdist worker
+# (tests/doors.py, the job tests) would then fail; pytest stops it when the module is done.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not CHROMIUM.exists():
         pytest.fail(
@@ -162,7 +165,7 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield launched
