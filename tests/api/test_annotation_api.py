@@ -239,6 +239,33 @@ def test_a_paused_annotators_freed_lease_takes_no_late_label(
     assert _next(client, project.id, b)["task"]["id"] == lease["task"]["id"]  # the slot is free
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_a_removed_members_lease_takes_no_label(
+    client: TestClient, make: Factory, session: Session, late: bool
+) -> None:
+    owner, a, b = make.person("owner"), make.person("a"), make.person("b")
+    policy = {"overlap": 1, "pay_per_task_cents": 10, "lease_seconds": 60}
+    project = make.project(owner, policy=policy, members={Role.annotator: [a, b]})
+    make.tasks(project, [{"data": {"n": 0}}])
+    if late:  # a lease past its time, not reclaimed yet: a late label needs a free slot
+        stale = assignments.lease(session, project, a.user, now=utcnow() - timedelta(minutes=5))
+        assert stale is not None
+        lease = {"assignment_id": stale.assignment.id, "task": {"id": stale.task.id}}
+    else:
+        lease = _next(client, project.id, a)
+    removed = client.delete(
+        f"/api/v1/projects/{project.id}/members/{a.user.id}", headers=owner.headers
+    )
+    assert removed.status_code == 204
+
+    refused = _submit(client, lease, a)
+    assert refused.status_code == 409, refused.text
+    assert "no longer a member of this project" in refused.json()["error"]["message"]
+    assert session.scalar(select(func.count()).select_from(Annotation)) == 0
+    assert session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+    assert _next(client, project.id, b)["task"]["id"] == lease["task"]["id"]  # the slot is free
+
+
 def test_annotators_never_see_gold_or_others(client: TestClient, make: Factory) -> None:
     owner, a, b, outsider = (make.person(n) for n in ("owner", "a", "b", "outsider"))
     project = make.project(owner, policy={"overlap": 2}, members={Role.annotator: [a, b]})

@@ -26,11 +26,13 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from quorum.db.models import (
     AnnotatorDomain,
     Assignment,
     AssignmentStatus,
+    Membership,
     Project,
     ProjectDomain,
     ProjectWorker,
@@ -256,9 +258,10 @@ def slot_free(status: ColumnElement[str], user_id: ColumnElement[int]) -> Column
     lease counts in ``n_leased`` already, so this holds unless the overlap was lowered. An
     expired lease (a late submit) needs what a new lease would: a slot still free, open to the
     holder's tier (once its slot went back, the quality loop may have reserved the task's next
-    slot for a higher tier, ``tasks.min_tier``), and a holder not paused in the project (a
-    pause frees the annotator's leases: a label after it would be paid for and left out).
-    The holder's tier and pause are read last, so a live lease never reads them.
+    slot for a higher tier, ``tasks.min_tier``), a holder not paused in the project (a
+    pause frees the annotator's leases: a label after it would be paid for and left out), and
+    a holder still a member of it (removing a member frees their leases too).
+    The holder's tier, pause and membership are read last, so a live lease never reads them.
     """
     return or_(
         and_(status == LEASED, Task.n_submitted + Task.n_leased <= Task.overlap),
@@ -267,17 +270,27 @@ def slot_free(status: ColumnElement[str], user_id: ColumnElement[int]) -> Column
             Task.n_submitted + Task.n_leased < Task.overlap,
             Task.min_tier <= select(User.tier).where(User.id == user_id).scalar_subquery(),
             ~excluded(Task.project_id, user_id),
+            member_of(Task.project_id, user_id),
         ),
     )
 
 
-def refusal_query(assignment_id: ColumnElement[int]) -> Select[bool, int, int]:
-    """Why a late label found no slot (read only then): ``paused, min_tier, tier``."""
+def member_of(
+    project_id: ColumnElement[int] | InstrumentedAttribute[int],
+    user_id: ColumnElement[int] | InstrumentedAttribute[int],
+) -> ColumnElement[bool]:
+    """SQL: whether the user is a member of the project (any role labels)."""
+    return exists().where(Membership.project_id == project_id, Membership.user_id == user_id)
+
+
+def refusal_query(assignment_id: ColumnElement[int]) -> Select[bool, int, int, bool]:
+    """Why a late label found no slot (read only then): ``paused, min_tier, tier, member``."""
     return (
         select(
             excluded(Task.project_id, Assignment.user_id),
             Task.min_tier,
             User.tier,
+            member_of(Task.project_id, Assignment.user_id),
         )
         .select_from(Assignment)
         .join(Task, Task.id == Assignment.task_id)
@@ -286,12 +299,19 @@ def refusal_query(assignment_id: ColumnElement[int]) -> Select[bool, int, int]:
     )
 
 
-def slot_taken(paused: bool = False, min_tier: int = 1, tier: int = 1) -> Conflict:
+def slot_taken(
+    paused: bool = False, min_tier: int = 1, tier: int = 1, member: bool = True
+) -> Conflict:
     """The 409 of a label that found no slot, saying why (the columns of ``refusal_query``).
 
     NOTE: the message never names the task: where the project hides its gold, annotators see
     tasks by handle only, and a real id would be a tell.
     """
+    if not member:
+        return Conflict(
+            "you are no longer a member of this project; your lease on this task was freed "
+            "when you were removed"
+        )
     if paused:
         return Conflict(
             "you are paused in this project; your lease on this task was freed when you were paused"

@@ -13,28 +13,24 @@ the qualification is their gate (failing it locks them out, and an owner's reset
 again), and a pause on the same answers would outlive that reset.
 """
 
-from collections import Counter
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from quorum.db.models import (
     Annotation,
-    Assignment,
-    AssignmentStatus,
     Membership,
     Project,
     ProjectWorker,
-    Task,
     User,
 )
 from quorum.db.types import utcnow
 from quorum.domain.errors import Conflict, NotFound
 from quorum.domain.projects import policy_of
-from quorum.domain.task_status import status_after
+from quorum.domain.task_status import free_leases
 from quorum.domain.text import refuse_nul
 from quorum.domain.trust import PAUSE_CERTAINTY, Trust, in_project
 
@@ -174,35 +170,6 @@ def pause_by_owner(
     worker = pause(session, project_id, user_id, f"by an owner: {reason.strip()}", by=by)
     session.commit()
     return worker
-
-
-def free_leases(session: Session, project_id: int, user_id: int, now: datetime) -> int:
-    """Expire the annotator's live leases in the project and give their slots back.
-
-    NOTE: assignments first, then their tasks in id order: the lock order of the lease engine
-    (docs/assignment.md).
-    """
-    freed = Counter(
-        session.scalars(
-            update(Assignment)
-            .where(
-                Assignment.project_id == project_id,
-                Assignment.user_id == user_id,
-                Assignment.status == AssignmentStatus.leased,
-            )
-            .values(status=AssignmentStatus.expired, finished_at=now)
-            .returning(Assignment.task_id)
-            .execution_options(synchronize_session=False)
-        )
-    )
-    for task_id in sorted(freed):
-        session.execute(
-            update(Task)
-            .where(Task.id == task_id)
-            .values(n_leased=Task.n_leased - freed[task_id], status=status_after(Task.n_submitted))
-            .execution_options(synchronize_session=False)
-        )
-    return sum(freed.values())
 
 
 def standing_of(session: Session, project_id: int, user_id: int) -> ProjectWorker | None:

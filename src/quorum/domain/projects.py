@@ -16,6 +16,7 @@ from quorum.domain.pages import Page, paginate
 from quorum.domain.policy import ProjectPolicy
 from quorum.domain.questions import KINDS, QuestionSchema
 from quorum.domain.task_status import (
+    free_leases,
     lock_live_leases,
     recompute_task_status,
     release_leases_beyond_overlap,
@@ -230,12 +231,15 @@ def add_member(
 
 
 def remove_member(session: Session, project: Project, user_id: int) -> None:
+    """Remove a member; their live leases in the project are freed at once, so a label sent
+    on one afterwards is refused (it would be paid from a project they are no longer in)."""
     membership = session.get(Membership, (project.id, user_id))
     if membership is None:
         raise NotFound(f"user {user_id} is not a member of project {project.id}")
     if membership.role is Role.owner:
         _keep_an_owner(session, project.id, user_id)
     session.delete(membership)
+    free_leases(session, project.id, user_id, utcnow())
     session.commit()
 
 

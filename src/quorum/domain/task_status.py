@@ -98,3 +98,32 @@ def release_leases_beyond_overlap(
             .execution_options(synchronize_session=False)
         )
     return sum(freed.values())
+
+
+def free_leases(session: Session, project_id: int, user_id: int, now: datetime) -> int:
+    """Expire the annotator's live leases in the project and give their slots back.
+
+    NOTE: assignments first, then their tasks in id order: the lock order of the lease engine
+    (docs/assignment.md).
+    """
+    freed = Counter(
+        session.scalars(
+            update(Assignment)
+            .where(
+                Assignment.project_id == project_id,
+                Assignment.user_id == user_id,
+                Assignment.status == AssignmentStatus.leased,
+            )
+            .values(status=AssignmentStatus.expired, finished_at=now)
+            .returning(Assignment.task_id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    for task_id in sorted(freed):
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(n_leased=Task.n_leased - freed[task_id], status=status_after(Task.n_submitted))
+            .execution_options(synchronize_session=False)
+        )
+    return sum(freed.values())
