@@ -139,6 +139,24 @@ def test_owners_pause_by_hand_with_a_reason(desk: Desk, make: Factory) -> None:
         desk.post(url, owner, {"reason": "x"}, status=404)
 
 
+def test_reviewers_see_that_someone_is_paused_never_why(desk: Desk, make: Factory) -> None:
+    annotator, reviewer = team(make, 2)
+    project, owner = mixed_project(make, [annotator], {})
+    desk.client.post(
+        f"/api/v1/projects/{project.id}/members",
+        json={"email": reviewer.user.email, "role": "reviewer"},
+        headers=owner.headers,
+    )
+    standing = f"/projects/{project.id}/annotators/{annotator.user.id}"
+    desk.post(f"{standing}/pause", owner, {"reason": "suspected of sharing an account"})
+    by_owner = of(desk.get(f"/projects/{project.id}/quality", owner), annotator)
+    assert by_owner["pause_reason"] == "by an owner: suspected of sharing an account"
+    assert by_owner["paused_at"] is not None
+    by_reviewer = of(desk.get(f"/projects/{project.id}/quality", reviewer), annotator)
+    assert by_reviewer["paused"] and by_reviewer["labels_excluded"]
+    assert (by_reviewer["pause_reason"], by_reviewer["paused_at"]) == ("", None)
+
+
 def export(desk: Desk, project_id: int, owner: Person) -> str:
     reply = desk.client.get(f"/api/v1/projects/{project_id}/export", headers=owner.headers)
     assert reply.status_code == 200, reply.text

@@ -47,10 +47,11 @@ def _annotator(a: report.AnnotatorQuality) -> AnnotatorQualityPublic:
 @router.get("/projects/{project_id}/quality")
 def read_quality(project_id: Id, session: SessionDep, user: CurrentUser) -> ProjectQualityPublic:
     """Each member's trust (Beta posterior, 90% interval) in this project and its domains,
-    graded labels, qualification, and pause with its reason (owners, reviewers)."""
+    graded labels, qualification, and pause (owners, reviewers; why and when: owners only)."""
     seen = projects.access(session, user, project_id)
     policies.authorize(user, policies.can_see_quality(seen.role), "only owners and reviewers")
-    found = report.project_quality(session, seen.project)
+    reasons = policies.can_see_pause_reason(seen.role)(user)
+    found = report.project_quality(session, seen.project, with_reasons=reasons)
     return ProjectQualityPublic(
         accuracy_floor=found.accuracy_floor,
         pause_certainty=found.pause_certainty,

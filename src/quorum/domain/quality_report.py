@@ -75,7 +75,12 @@ class ProjectQuality:
     domains: list[str] = field(default_factory=list)  # the project's ("general" if none)
 
 
-def project_quality(session: Session, project: Project) -> ProjectQuality:
+def project_quality(
+    session: Session, project: Project, *, with_reasons: bool = True
+) -> ProjectQuality:
+    """Each annotator's trust and standing in the project. Without ``with_reasons`` (a viewer
+    who may not read them, ``policies.can_see_pause_reason``) a pause shows as paused only:
+    no reason and no time."""
     policy = policy_of(project)
     members = select(Membership.user_id).where(Membership.project_id == project.id)
     labellers = select(Annotation.user_id).where(Annotation.project_id == project.id)
@@ -108,6 +113,7 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
     rows = []
     for person in people:
         worker = standing.get(person.id)
+        told = worker if worker and worker.paused_at and with_reasons else None  # why, when
         trust = trusts.get(person.id, Trust(0, 0))
         state = "not required"
         if required:
@@ -122,8 +128,8 @@ def project_quality(session: Session, project: Project) -> ProjectQuality:
                 trust=trust,
                 below_floor=trust.below(policy.accuracy_floor),
                 paused=bool(worker and worker.paused_at),
-                pause_reason=worker.pause_reason if worker and worker.paused_at else "",
-                paused_at=worker.paused_at if worker else None,
+                pause_reason=told.pause_reason if told else "",
+                paused_at=told.paused_at if told else None,
                 qualification=state,
                 domains=by_domain[person.id],
             )
