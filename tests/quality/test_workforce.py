@@ -43,6 +43,13 @@ def test_profile_errors_name_the_field(desk: Desk, make: Factory) -> None:
         assert reply.json()["error"]["details"][0]["field"] == field
     missing = desk.client.patch("/api/v1/users/99999/profile", json={}, headers=admin.headers)
     assert missing.status_code == 404
+    # The list's filter too (a NUL in it was a 500 on PostgreSQL).
+    for domain in ("bad name!", "a\x00b"):
+        listed = desk.client.get(
+            "/api/v1/workforce", params={"domain": domain}, headers=admin.headers
+        )
+        assert listed.status_code == 422, listed.text
+        assert listed.json()["error"]["details"][0]["field"] == "domain"
 
 
 def test_owners_manage_their_members_but_not_pay(desk: Desk, make: Factory) -> None:

@@ -89,7 +89,10 @@ def get(session: Session, user_id: int) -> User:
 
 def authenticate_password(session: Session, email: str, password: str) -> User:
     """The active user with this email and password; one message for every failure."""
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    # NOTE: no account's email holds a NUL (normalize_email refuses it), and PostgreSQL's text
+    # cannot even compare with one: such an email is just a wrong one.
+    wanted = email.strip().lower()
+    user = None if "\x00" in wanted else session.scalar(select(User).where(User.email == wanted))
     try:
         _hasher.verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
     except (VerifyMismatchError, InvalidHashError):

@@ -24,6 +24,7 @@ from quorum.domain.policy import DOMAIN
 
 MAX_DOMAINS = 50
 MAX_PAY_RATE_CENTS = 10_000_000
+DOMAIN_NAME = "a lower-case name of letters, digits and _ . -"
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,7 @@ def clean_domains(domains: Mapping[str, int]) -> dict[str, int]:
         name = raw.strip().lower()
         match = DOMAIN.match(name)
         if match is None or match.group(2) is not None:
-            message = "a domain is a lower-case name of letters, digits and _ . -"
-            raise Invalid.one(f"domains.{raw}", message)
+            raise Invalid.one(f"domains.{raw}", f"a domain is {DOMAIN_NAME}")
         if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 5:
             raise Invalid.one(f"domains.{raw}", "a level is a whole number from 1 to 5")
         clean[name] = level
@@ -113,10 +113,12 @@ def list_profiles(
     """Every user's profile (keyset pages by user id), optionally those with a domain or tier."""
     query = select(User)
     if domain is not None:
+        wanted = domain.strip().lower()
+        match = DOMAIN.match(wanted)
+        if match is None or match.group(2) is not None:
+            raise Invalid.one("domain", f"{domain!r} is not a domain name: {DOMAIN_NAME}")
         query = query.where(
-            exists().where(
-                AnnotatorDomain.user_id == User.id, AnnotatorDomain.domain == domain.lower()
-            )
+            exists().where(AnnotatorDomain.user_id == User.id, AnnotatorDomain.domain == wanted)
         )
     if min_tier is not None:
         query = query.where(User.tier >= min_tier)
