@@ -58,6 +58,18 @@ def test_bad_input_exits_2_with_one_line(db: str, args: list[str], message: str)
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("typed", ["", "\n", "short\n"])
+def test_a_password_from_stdin_must_be_there(db: str, typed: str) -> None:
+    args = ["user", "create", "lead@example.com", "--password-stdin", "--db", db]
+    result = runner.invoke(app, args, input=typed)
+    assert result.exit_code == 2, result.output
+    assert "password: must have at least 8 characters" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    # Nothing was created: the same email is still free.
+    again = runner.invoke(app, args, input="a long password\n")
+    assert again.exit_code == 0, again.output
+
+
 def test_bad_spec_names_the_field(db: str, tmp_path: Path) -> None:
     runner.invoke(app, ["user", "create", "lead@example.com", "--db", db])
     spec = tmp_path / "spec.json"

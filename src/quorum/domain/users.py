@@ -56,7 +56,7 @@ def create_user(
     user = User(
         email=normalize_email(email),
         name=name.strip() or email.split("@")[0],
-        password_hash=hash_password(password) if password else None,
+        password_hash=hash_password(password) if password is not None else None,
         is_admin=is_admin,
         is_active=True,
         pseudonym="a_" + secrets.token_hex(6),
