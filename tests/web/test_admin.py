@@ -95,6 +95,27 @@ def test_admins_create_and_revoke_tokens_for_others(
     assert wrong_owner.status_code == 404
 
 
+def test_a_bad_form_field_is_named_not_a_missing_page(visit: Visit, make: Factory) -> None:
+    admin = visit(make.person("root", admin=True))
+    admin.get("/admin/users")
+    reply = admin.form("/admin/users", {"email": "x@example.com", "tier": "x"})
+    assert reply.status_code == 422 and reply.headers["content-type"].startswith("text/html")
+    assert "Tier: Input should be a valid integer" in reply.text  # the page capitalises
+    owner = make.person("owner")
+    project = make.project(owner)
+    visitor = visit(owner)
+    visitor.get(f"/projects/{project.id}/members")
+    reply = visitor.form(f"/projects/{project.id}/members", {"email": "a@b.c", "role": "boss"})
+    assert reply.status_code == 422 and "Role: Input should be" in reply.text
+    fetched = visitor.client.post(
+        f"/projects/{project.id}/members",
+        data={"csrf_token": visitor.csrf, "role": "owner"},
+        headers={"Accept": "application/json"},
+    )
+    assert fetched.status_code == 422
+    assert fetched.json()["error"]["details"] == [{"field": "email", "message": "Field required"}]
+
+
 def test_error_pages_are_html_and_the_api_stays_json(visit: Visit, make: Factory) -> None:
     visitor = visit(make.person("ann"))
     page = visitor.get("/no/such/page")

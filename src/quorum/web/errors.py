@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from quorum.api.errors import domain_headers, domain_status
-from quorum.domain.errors import DomainError
+from quorum.domain.errors import DomainError, problems_from_pydantic
 from quorum.web.deps import CsrfRejected, SignInRequired, render, wants_json
 
 log = logging.getLogger("quorum.web")
@@ -74,8 +74,17 @@ def _http(request: Request, exc: Exception) -> Response:
 
 
 def _validation(request: Request, exc: Exception) -> Response:
-    # Pages only take ids in their paths; a malformed one names no page.
-    return page_error(request, 404, "There is no such page.")
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(tuple(e["loc"])[:1] == ("path",) for e in errors):
+        # Pages only take ids in their paths; a malformed one names no page.
+        return page_error(request, 404, "There is no such page.")
+    # A form or query field: name it ("role", not "body.role"), as the API does.
+    problems = problems_from_pydantic([{**e, "loc": tuple(e["loc"])[1:]} for e in errors])
+    message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    if wants_json(request):
+        return _json(422, "validation_error", message, list(problems))
+    return page_error(request, 422, message, "validation_error")
 
 
 def _sign_in_required(request: Request, exc: Exception) -> Response:
