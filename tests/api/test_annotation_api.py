@@ -100,8 +100,11 @@ def test_submit_errors(client: TestClient, make: Factory) -> None:
         headers=annotator.headers,
     )
     assert missing.json()["error"]["details"] == [{"field": "answers.label", "message": "required"}]
-    assert _submit(client, lease, other).status_code == 403
-    assert _submit(client, {"assignment_id": 10**9}, annotator).status_code == 404
+    not_theirs = _submit(client, lease, other)  # as if it did not exist: ids tell nothing
+    nowhere = _submit(client, {"assignment_id": 10**9}, annotator)
+    assert not_theirs.status_code == nowhere.status_code == 404
+    message = f"no assignment {lease['assignment_id']} of yours"
+    assert not_theirs.json()["error"]["message"] == message
     assert _submit(client, lease, annotator).status_code == 200
     again = _submit(client, lease, annotator)
     assert again.status_code == 409

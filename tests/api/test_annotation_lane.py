@@ -143,7 +143,7 @@ def test_the_lane_answers_as_the_framework(
     got = [_seen(r) for r in _script(served, projects[1].id, people)]
 
     assert [s for s, _, _ in got] == [
-        200, 200, 422, 400, 422, 422, 403, 422, 200, 200, 422, 409, 409, 200, 200, 200,
+        200, 200, 422, 400, 422, 422, 404, 422, 200, 200, 422, 409, 409, 200, 200, 200,
         404, 401, 401, 422, 422, 404, 204,
     ]  # fmt: skip
     for step, (want, have) in enumerate(zip(expected, got, strict=True)):

@@ -224,13 +224,11 @@ def skip_view(session: Session, assignment_id: int, user_id: int, now: datetime)
 
 
 def _explain_refused_assignment(session: Session, assignment_id: int, user_id: int) -> None:
-    """Raise why an assignment refused this user: it does not exist, or is not theirs."""
-    assignment = get(session, assignment_id)
-    policies.authorize(
-        _fresh(session, User, user_id),
-        policies.can_submit(assignment),
-        "only the lease holder may submit or skip",
-    )
+    """Raise why an assignment refused this user: it is not theirs (or does not exist: the
+    same 404, so that ids of other people's leases tell nothing), or it changed meanwhile."""
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or not policies.can_submit(assignment)(_fresh(session, User, user_id)):
+        raise NotFound(f"no assignment {assignment_id} of yours")
     raise Contended(f"assignment {assignment_id} changed meanwhile; try again")
 
 
