@@ -208,3 +208,27 @@ def test_cli_writes_a_directory_or_nothing(tmp_path: Path) -> None:
     )
     assert sft.exit_code == 2 and "text question" in sft.output
     assert not (tmp_path / "s").exists() and not list(tmp_path.glob(".s.*"))
+
+
+@pytest.mark.parametrize("kind", deliveries.DELIVERY_KINDS)
+def test_an_empty_delivery_loads_with_its_features(
+    make: Factory, tmp_path: Path, kind: str
+) -> None:
+    """A delivery without rows (nothing labelled yet, or every row filtered out) still loads:
+    `datasets` writes no data file at all for zero rows unless told to write one."""
+    schema = {
+        "questions": [
+            {"name": "better", "kind": "preference", "options": ["a", "b"]},
+            {"name": "why", "kind": "text", "required": False},
+        ]
+    }
+    project = make.project(make.person("lead"), schema)
+    make.tasks(project, [{"data": {"prompt": "hi", "a": "hello", "b": "hey"}}])
+    nothing_complete = export.ExportFilter(complete_only=True)
+    prepared = export.prepare(make.session, project, filters=nothing_complete)
+    out = tmp_path / kind
+    assert write_delivery(deliveries.prepare(prepared, kind), out) == 0
+    loaded = datasets.load_from_disk(str(out))
+    assert isinstance(loaded, datasets.Dataset) and loaded.num_rows == 0
+    assert loaded.features["task_id"] == datasets.Value("int64")
+    assert (out / "README.md").exists()

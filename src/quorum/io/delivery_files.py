@@ -85,7 +85,9 @@ def _save(delivery: Delivery, directory: Path, progress: Callable[[int], None] |
         features=datasets.Features.from_arrow_schema(delivery.schema),
     )
     dataset = datasets.Dataset(InMemoryTable(table), info=info)
-    dataset.save_to_disk(str(directory))
+    # NOTE: `datasets` shards by rows and, for zero rows, writes zero shards: a directory that
+    # `load_from_disk` then fails to read (IndexError). One shard holds the empty table.
+    dataset.save_to_disk(str(directory), num_shards=None if table.num_rows else 1)
     (directory / "README.md").write_text(dataset_card(delivery.facts), encoding="utf-8")
     return int(table.num_rows)
 
