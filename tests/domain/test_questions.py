@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quorum.domain.errors import Invalid
+from quorum.domain.projects import parse_schema
 from quorum.domain.questions import QuestionSchema, check_answers, check_task_data
 
 SCHEMA = QuestionSchema.model_validate(
@@ -88,6 +89,16 @@ def test_required_and_unknown_questions() -> None:
     assert check_answers(SCHEMA, DATA, {"topic": "law"}, field="gold", partial=True) == {
         "topic": "law"
     }
+
+
+def test_a_multi_choice_that_needs_more_options_than_it_has_is_refused() -> None:
+    """With min_selected above the number of options no answer could ever pass."""
+    question = {"name": "tags", "kind": "multi_choice", "options": ["a", "b"], "min_selected": 3}
+    with pytest.raises(Invalid) as raised:
+        parse_schema({"questions": [{"name": "ok", "kind": "text"}, question]})
+    assert raised.value.details[0]["field"] == "schema.questions[1]"
+    assert "min_selected" in raised.value.details[0]["message"]
+    assert parse_schema({"questions": [question | {"min_selected": 2}]})
 
 
 def test_task_data_must_carry_the_fields_questions_read() -> None:

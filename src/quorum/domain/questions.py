@@ -69,6 +69,10 @@ class MultiChoiceQuestion(_Question):
     @model_validator(mode="after")
     def _consistent(self) -> "MultiChoiceQuestion":
         _unique(self.options, "options")
+        if self.min_selected > len(self.options):
+            raise ValueError(
+                f"min_selected ({self.min_selected}) is more than the {len(self.options)} options"
+            )
         if self.max_selected is not None and self.max_selected < self.min_selected:
             raise ValueError("max_selected must be at least min_selected")
         return self
