@@ -96,6 +96,17 @@ def test_gold_is_clamped() -> None:
     assert clamped["r"] == (4, pytest.approx(2 / 3))  # no gold for r
 
 
+def test_ranking_gold_on_a_task_no_one_ranked_is_no_answer() -> None:
+    """Task 30 has a gold ranking of four items and a label, but the label left the ranking out;
+    the other tasks rank three items or fewer. Its ranking is null, not a crash."""
+    rows = [*ROWS, (30, 1, {"c": "a"})]
+    gold = Gold(np.array([30]), parse_json_lines(['{"k": [3, 2, 1, 0]}'], answers_schema(SCHEMA)))
+    for method in ("mv", "ds"):
+        result = aggregate(SCHEMA, labels(rows), method=method, gold=gold)
+        assert result.for_task(30)["k"] == (None, None)
+        assert result.for_task(10)["k"][0] == [0, 1, 2]
+
+
 def test_a_question_no_one_answered_has_no_answer() -> None:
     rows = [(1, 1, {"c": "a"}), (1, 2, {"c": "b"}), (2, 1, {"c": "a"})]
     result = aggregate(SCHEMA, labels(rows), method="ds")

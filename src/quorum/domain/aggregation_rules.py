@@ -364,9 +364,12 @@ def ranking(
     ).reshape(crowd.n_tasks, width)
     score[np.arange(width)[None, :] >= size[:, None]] = -np.inf
     consensus = np.argsort(-score, axis=1, kind="stable")
+    present = crowd.answered(answered)
     gold_task, gold_values = crowd.gold_column(question.name, column.type)
-    if not crowd.clamp_gold:  # gold has no estimator to calibrate here: it is left out
-        gold_task, gold_values = gold_task[:0], gold_values[:0]
+    # Gold where no label ranks the task: its answer is null anyway, and its list may be
+    # longer than any ranked one. Without clamping, gold has no estimator to calibrate here.
+    ranked = present[gold_task] & crowd.clamp_gold
+    gold_task, gold_values = gold_task[ranked], gold_values.filter(pa.array(ranked))
     consensus[gold_task] = _padded(gold_values, width)
     places = np.full((len(lists), width), -1, np.int64)
     places[row, flat] = position
@@ -375,7 +378,6 @@ def ranking(
         np.bincount(label_task, minlength=crowd.n_tasks), 1
     )
     confidence[gold_task] = 1.0
-    present = crowd.answered(answered)
     ordered = consensus[np.arange(width)[None, :] < size[:, None]]
     answer = pa.ListArray.from_arrays(_offsets(size), pa.array(ordered), mask=pa.array(~present))
     return QuestionAggregate(answer, np.where(present, confidence, np.nan))
