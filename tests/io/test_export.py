@@ -4,7 +4,7 @@ import io
 import os
 import stat
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 from quorum.cli import app as cli
 from quorum.db.models import Annotation, ReviewStatus, Role, Task
 from quorum.db.types import utcnow
-from quorum.domain import export, projects, tasks
+from quorum.domain import deliveries, export, projects, tasks
 from quorum.domain.errors import Invalid
 from quorum.domain.projects import schema_of
+from quorum.io.delivery_files import write_delivery
 from quorum.io.export_files import write_export
 from quorum.io.task_files import read_tasks
 
@@ -115,6 +116,29 @@ def test_filters(labelled: Labelled) -> None:
     )
     assert ids(filters=export.ExportFilter(since=later - timedelta(minutes=1))) == ["t0"]
     assert ids(filters=export.ExportFilter(until=later - timedelta(minutes=1))) == ["t1"]
+
+
+def test_a_time_without_a_zone_is_utc_in_every_export(labelled: Labelled, tmp_path: Path) -> None:
+    """The API hands on ``since=2026-01-01T00:00:00`` as a naive datetime: it is UTC (the docs),
+    it may meet an aware ``until``, and the sft delivery filters its labels by it too."""
+    three_tasks_labelled(labelled)
+    now = utcnow().replace(tzinfo=None)
+    filters = export.ExportFilter(
+        since=now - timedelta(hours=1), until=utcnow() + timedelta(hours=1)
+    )
+    assert [r["external_id"] for r in exported(labelled, filters=filters)[1]] == ["t0", "t1"]
+    prepared = export.prepare(labelled.session, labelled.project, filters=filters)
+    sft = deliveries.prepare(prepared, "sft", prompt_field="text")
+    assert write_delivery(sft, tmp_path / "sft") == 1  # the one note
+    ahead = export.ExportFilter(since=datetime(2999, 1, 1))
+    assert exported(labelled, filters=ahead)[1] == []
+    later = export.prepare(labelled.session, labelled.project, filters=ahead)
+    assert (
+        write_delivery(deliveries.prepare(later, "sft", prompt_field="text"), tmp_path / "x") == 0
+    )
+    assert export.ExportFilter(since=datetime(2026, 1, 1)).check().since == datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
 
 
 def first_task(labelled: Labelled) -> int:

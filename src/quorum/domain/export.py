@@ -10,7 +10,7 @@ submitted meanwhile cannot show up in one pass and not the other.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -44,15 +44,24 @@ class ExportFilter:
     until: datetime | None = None
 
     def check(self) -> "ExportFilter":
+        """The filter checked, its times made aware: a time without a zone is UTC (the API
+        hands on ``since=2026-11-25T12:00`` as it is)."""
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
             raise Invalid.one("min_confidence", "must be between 0 and 1")
-        if self.since and self.until and self.until <= self.since:
+        checked = replace(self, since=_aware(self.since), until=_aware(self.until))
+        if checked.since and checked.until and checked.until <= checked.since:
             raise Invalid.one("until", "must be after since")
-        return self
+        return checked
 
     @property
     def needs_labels(self) -> bool:
         return self.min_confidence is not None or self.since is not None or self.until is not None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def row_schema(schema: QuestionSchema) -> pa.Schema:
