@@ -252,6 +252,8 @@ def _replacing(path: Path) -> Iterator[IO[bytes]]:
     directory = path.resolve().parent
     if not directory.is_dir():
         raise ValueError(f"{path}: no such directory {directory}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory: give a file to write (or --format hf, dpo, sft)")
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as sink:

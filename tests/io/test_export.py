@@ -270,8 +270,14 @@ def test_cli_export_writes_the_file_or_nothing(tmp_path: Path) -> None:
         cli, ["export", "1", "--out", str(tmp_path / "y.csv"), "--since", "noon", "--db", db]
     )
     assert late.exit_code == 2 and "--since" in late.output
+    (tmp_path / "folder.jsonl").mkdir()
+    into_folder = runner.invoke(
+        cli, ["export", "1", "--out", str(tmp_path / "folder.jsonl"), "--db", db]
+    )
+    assert into_folder.exit_code == 2
+    assert f"{tmp_path / 'folder.jsonl'} is a directory" in into_folder.output  # not the .part
     written = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("cli.db"))
-    assert written == ["out.parquet", "spec.json", "tasks.ndjson"]  # no partial file left
+    assert written == ["folder.jsonl", "out.parquet", "spec.json", "tasks.ndjson"]  # no .part
 
 
 @pytest.fixture
