@@ -56,7 +56,9 @@ def test_valid_answers_pass_and_spans_come_back_sorted() -> None:
         ("order", [0, 1], "every item"),
         ("order", [0, 0, 1], "every item"),
         ("order", [0, 1, 3], "every item"),
-        ("ents", [{"start": 3, "end": 2, "label": "drug"}], "outside"),
+        ("ents", [{"start": 3, "end": 2, "label": "drug"}], "span 0 [3, 2) must end after"),
+        ("ents", [{"start": 3, "end": 3, "label": "drug"}], "span 0 [3, 3) must end after"),
+        ("ents", [{"start": -1, "end": 2, "label": "drug"}], "whole numbers from 0"),
         ("ents", [{"start": 0, "end": 15, "label": "drug"}], "outside"),
         ("ents", [{"start": 0, "end": 3, "label": "dosage"}], "unknown label"),
         (
@@ -64,7 +66,7 @@ def test_valid_answers_pass_and_spans_come_back_sorted() -> None:
             [{"start": 0, "end": 5, "label": "drug"}, {"start": 4, "end": 7, "label": "drug"}],
             "overlap",
         ),
-        ("ents", [{"start": "0", "end": 3, "label": "drug"}], "integers"),
+        ("ents", [{"start": "0", "end": 3, "label": "drug"}], "whole numbers from 0"),
         ("note", "hi", "at least 5"),
     ],
 )

@@ -198,8 +198,12 @@ class SpansQuestion(_Question):
             try:
                 span = Span.model_validate(raw)
             except ValueError:
-                raise AnswerError(f"span {i} must be {{start, end, label}} with integers") from None
-            if not span.start < span.end <= length:
+                raise AnswerError(
+                    f"span {i} must be {{start, end, label}}, start and end whole numbers from 0"
+                ) from None
+            if span.end <= span.start:
+                raise AnswerError(f"span {i} [{span.start}, {span.end}) must end after it starts")
+            if span.end > length:
                 raise AnswerError(f"span {i} [{span.start}, {span.end}) is outside 0..{length}")
             if span.label not in self.labels:
                 raise AnswerError(f"span {i} has unknown label {span.label!r}")
