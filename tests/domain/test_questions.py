@@ -94,13 +94,32 @@ def test_required_and_unknown_questions() -> None:
 
 
 def test_a_multi_choice_that_needs_more_options_than_it_has_is_refused() -> None:
-    """With min_selected above the number of options no answer could ever pass."""
+    """With min_selected above the number of options no answer could ever pass. A stored
+    schema is read as it is, so a project made before the rule still loads."""
     question = {"name": "tags", "kind": "multi_choice", "options": ["a", "b"], "min_selected": 3}
     with pytest.raises(Invalid) as raised:
         parse_schema({"questions": [{"name": "ok", "kind": "text"}, question]})
-    assert raised.value.details[0]["field"] == "schema.questions[1]"
-    assert "min_selected" in raised.value.details[0]["message"]
+    assert raised.value.details == [
+        {"field": "schema.questions[1].min_selected", "message": "is more than the 2 options"}
+    ]
     assert parse_schema({"questions": [question | {"min_selected": 2}]})
+    assert QuestionSchema.model_validate({"questions": [question]})
+
+
+def test_two_questions_reading_one_field_as_a_list_and_as_text_are_refused() -> None:
+    """No task could be imported: each question would refuse what the other needs."""
+    ranking = {"name": "order", "kind": "ranking", "field": "items"}
+    spans = {"name": "ents", "kind": "spans", "field": "items", "labels": ["drug"]}
+    with pytest.raises(Invalid) as raised:
+        parse_schema({"questions": [ranking, spans]})
+    assert raised.value.details == [
+        {
+            "field": "schema.questions[1]",
+            "message": "reads data field 'items' as text, but question 'order' reads it as a list",
+        }
+    ]
+    both_text = {"name": "better", "kind": "preference", "options": ["items", "other"]}
+    assert parse_schema({"questions": [spans, both_text]})  # text for both: fine
 
 
 def test_task_data_must_carry_the_fields_questions_read() -> None:

@@ -14,7 +14,7 @@ from quorum.domain import policies, users, workforce
 from quorum.domain.errors import Conflict, Invalid, NotFound, problems_from_pydantic
 from quorum.domain.pages import Page, paginate
 from quorum.domain.policy import ProjectPolicy
-from quorum.domain.questions import KINDS, QuestionSchema
+from quorum.domain.questions import KINDS, QuestionSchema, check_new_schema
 from quorum.domain.task_status import (
     free_leases,
     lock_live_leases,
@@ -33,12 +33,17 @@ class ProjectAccess:
 
 
 def parse_schema(raw: Any) -> QuestionSchema:
+    """A schema given for a project (new or changed), with the rules for new schemas."""
     try:
-        return QuestionSchema.model_validate(raw)
+        schema = QuestionSchema.model_validate(raw)
     except ValidationError as error:
         problems = problems_from_pydantic(error.errors(), "schema", tags=KINDS)
-        first = f"{problems[0]['field']}: {problems[0]['message']}"
-        raise Invalid(f"invalid schema: {first}", problems) from None
+    else:
+        problems = check_new_schema(schema)
+        if not problems:
+            return schema
+    first = f"{problems[0]['field']}: {problems[0]['message']}"
+    raise Invalid(f"invalid schema: {first}", problems) from None
 
 
 def parse_policy(raw: Any) -> ProjectPolicy:

@@ -69,10 +69,6 @@ class MultiChoiceQuestion(_Question):
     @model_validator(mode="after")
     def _consistent(self) -> "MultiChoiceQuestion":
         _unique(self.options, "options")
-        if self.min_selected > len(self.options):
-            raise ValueError(
-                f"min_selected ({self.min_selected}) is more than the {len(self.options)} options"
-            )
         if self.max_selected is not None and self.max_selected < self.min_selected:
             raise ValueError("max_selected must be at least min_selected")
         return self
@@ -270,6 +266,33 @@ class QuestionSchema(BaseModel):
 
     def by_name(self) -> dict[str, Question]:
         return {q.name: q for q in self.questions}
+
+
+def check_new_schema(schema: QuestionSchema) -> list[Problem]:
+    """Problems that would leave a new schema unanswerable (a multi_choice needing more options
+    than it has) or its tasks unimportable (two questions reading one data field as a list and
+    as text). Checked when a schema is given, not when a stored one is read: a project made
+    before a rule keeps loading, so its owner can see it and change it."""
+    problems: list[Problem] = []
+    read_by: dict[str, tuple[type, str]] = {}
+    for i, question in enumerate(schema.questions):
+        where = f"schema.questions[{i}]"
+        if isinstance(question, MultiChoiceQuestion):
+            if question.min_selected > len(question.options):
+                message = f"is more than the {len(question.options)} options"
+                problems.append({"field": f"{where}.min_selected", "message": message})
+        for field, kind in question.task_fields().items():
+            first_kind, first = read_by.setdefault(field, (kind, question.name))
+            if first_kind is not kind:
+                message = (
+                    f"reads data field {field!r} as {_FIELD_TYPES[kind]}, "
+                    f"but question {first!r} reads it as {_FIELD_TYPES[first_kind]}"
+                )
+                problems.append({"field": where, "message": message})
+    return problems
+
+
+_FIELD_TYPES: dict[type, str] = {str: "text", list: "a list"}
 
 
 def check_task_data(schema: QuestionSchema, data: Any) -> list[Problem]:
