@@ -126,6 +126,24 @@ def test_overlapping_spans_with_one_label_keep_the_likelier() -> None:
     assert keep.tolist() == [True, True, True, True]  # the input is left alone
 
 
+def test_a_long_span_overlapping_two_that_do_not_overlap_each_other_is_caught() -> None:
+    # Sorted by start, [0, 12) meets [5, 7) first; [9, 12) overlaps only the first. When
+    # [0, 12) is the likeliest, both others go: the answer never overlaps within a label.
+    keep = np.ones(3, bool)
+    start, end = np.array([0, 5, 9]), np.array([12, 7, 12])
+    one = np.zeros(3, np.int64)
+    assert _drop_overlaps(keep, np.array([0.9, 0.6, 0.7]), one, start, end, one).tolist() == [
+        True,
+        False,
+        False,
+    ]
+    assert _drop_overlaps(keep, np.array([0.6, 0.9, 0.7]), one, start, end, one).tolist() == [
+        False,
+        True,
+        True,
+    ]
+
+
 def test_methods_reach_quorum_truth() -> None:
     # Worker 9 disagrees with everyone on the other tasks, so Dawid-Skene distrusts them.
     rows = [(t, w, {"c": "a"}) for t in range(1, 6) for w in (1, 2)]

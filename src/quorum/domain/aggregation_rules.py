@@ -328,12 +328,19 @@ def _drop_overlaps(
     just those)."""
     kept = np.flatnonzero(keep)
     order = kept[np.lexsort((start[kept], label[kept], task[kept]))]
-    same = (task[order][1:] == task[order][:-1]) & (label[order][1:] == label[order][:-1])
-    clash = same & (start[order][1:] < end[order][:-1])
+    new_group = np.ones(order.size, bool)
+    new_group[1:] = (task[order][1:] != task[order][:-1]) | (label[order][1:] != label[order][:-1])
+    group = np.cumsum(new_group) - 1
+    # A span clashes when it starts before the furthest end of those before it in its group
+    # (not only the one just before: [0, 12) overlaps [9, 12) across [5, 7)). The running
+    # maximum is taken over end + group * reach, so each group starts above the last.
+    reach = int(end.max(initial=0)) + 1
+    furthest = np.maximum.accumulate(end[order] + group * reach) - group * reach
+    clash = ~new_group[1:] & (start[order][1:] < furthest[:-1])
     if not clash.any():
         return keep
     keep = keep.copy()
-    involved = np.unique(np.concatenate([order[1:][clash], order[:-1][clash]]))
+    involved = order[np.isin(group, group[1:][clash])]  # every span of a group with a clash
     for i in involved[np.argsort(-p[involved], kind="stable")]:
         if keep[i]:
             rivals = involved[
