@@ -149,6 +149,9 @@ def test_sft_leaves_out_paused_annotators_and_later_labels(
     assert paused.pseudonym not in set(rows["annotator"])
     kept = [a for a in labelled if a.user_id != paused.id]
     assert rows.num_rows == len(kept) > 0
+    card = (tmp_path / "sft" / "README.md").read_text()
+    assert f"(rejected in review and paused annotators' left out): {len(kept)}" in card
+    assert "not of an annotator paused in the project" in card
 
 
 def test_a_delivery_the_project_cannot_make_is_refused(demo_world: Demo) -> None:

@@ -124,7 +124,8 @@ def dataset_card(facts: CardFacts) -> str:
         "## Counts",
         "",
         f"- rows: {facts.rows}",
-        f"- labels in the project (rejected in review left out): {facts.labels}",
+        f"- labels in the project (rejected in review and paused annotators' left out): "
+        f"{facts.labels}",
         f"- annotators: {facts.annotators}",
     ]
     lines += [f"- left out ({why}): {n}" for why, n in sorted(facts.left_out.items())]
@@ -134,9 +135,9 @@ def dataset_card(facts: CardFacts) -> str:
         "## Aggregation",
         "",
         f"Answers and confidences come from `{facts.method}`: "
-        f"{METHODS.get(facts.method, facts.method)}, over every label not rejected in review, "
-        "with gold answers clamped. A confidence is the posterior probability of the answer "
-        "given (docs/truth.md).",
+        f"{METHODS.get(facts.method, facts.method)}, over every label not rejected in review "
+        "and not of an annotator paused in the project, with gold answers clamped. A "
+        "confidence is the posterior probability of the answer given (docs/truth.md).",
         "",
         "## Provenance",
         "",
