@@ -214,6 +214,19 @@ def test_csv_is_flat_with_text_as_is_and_json_otherwise(labelled: Labelled) -> N
     assert '"aspirin 0 mg"' in first and '"[""a"",""b"",""c""]"' in first
 
 
+def test_csv_keeps_integers_beyond_64_bits(make: Factory, session: Session) -> None:
+    """Task data keeps such integers exactly (quorum.db.types.loads_json); so does the CSV."""
+    project = make.project(token_user(session, "lead"))
+    big, nested = 123456789012345678901234567890, {"n": -98765432109876543210987}
+    make.tasks(project, [{"data": {"big": big, "nested": nested, "text": "1e400"}}])
+    sink = io.BytesIO()
+    write_export(export.prepare(session, project), "csv", sink)
+    header, row = sink.getvalue().decode().splitlines()
+    assert header.startswith('"task_id","external_id","data.big","data.nested","data.text"')
+    after_task_id = row.split(",", 1)[1]
+    assert after_task_id.startswith(f',"{big}","{{""n"":-98765432109876543210987}}","1e400"')
+
+
 def test_api_export_is_for_owners(client: TestClient, labelled: Labelled, make: Factory) -> None:
     three_tasks_labelled(labelled)
     reviewer = token_user(labelled.session, "reviewer")

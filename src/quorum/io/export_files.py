@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from quorum.db.engine import Database
 from quorum.db.models import User
+from quorum.db.types import canonical_json, loads_json
 from quorum.domain import deliveries, export, policies, projects
 from quorum.domain.export import Export, ExportFilter
 from quorum.domain.questions import QuestionSchema
@@ -242,12 +243,13 @@ def _cell(value: Any, text: bool) -> str | None:
         return None
     if text and isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return canonical_json(value).decode()  # orjson refuses integers beyond 64 bits
 
 
 def _data_cells(field: str) -> Column:
     def cells(batch: pa.RecordBatch) -> pa.Array:
-        datas = (orjson.loads(d) for d in batch.column("data").to_pylist())
+        # NOTE: loads_json, not orjson.loads, which would round integers beyond 64 bits.
+        datas = (loads_json(d) for d in batch.column("data").to_pylist())
         return pa.array([_cell(d.get(field), True) for d in datas], pa.string())
 
     return cells
