@@ -332,11 +332,15 @@ class Client(QualityCalls):
         min_confidence: float | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        prompt_field: str | None = None,
     ) -> Path:
         """Download an export to ``path``: a file for jsonl, csv and parquet; for the
         deliveries hf, dpo and sft a new directory holding a Hugging Face dataset and its
-        ``README.md`` card (``datasets.load_from_disk(path)``)."""
+        ``README.md`` card (``datasets.load_from_disk(path)``). ``prompt_field``: for dpo and
+        sft, the task data field holding the prompt."""
         params = _export_params(format, method, complete_only, min_confidence, since, until)
+        if prompt_field is not None:
+            params["prompt_field"] = prompt_field
         target = Path(path)
         if format not in DELIVERIES:
             with target.open("wb") as sink:

@@ -182,6 +182,33 @@ def test_api_sends_a_zip_or_refuses_before_sending(
     assert refused.status_code == 422 and "preference" in refused.json()["error"]["message"]
 
 
+def test_the_api_takes_the_prompt_field(
+    client: TestClient, demo_world: Demo, tmp_path: Path
+) -> None:
+    """As the CLI's --prompt-field: the SFT demo's tasks hold a `domain` field beside `prompt`."""
+
+    def write(annotator: int, task_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        return {"reference_answer": f"Answer {annotator} for task {task_id}, with enough words."}
+
+    labelled = demo_world.label(SFT, write)
+    _, token = users.create_token(demo_world.session, demo_world.owner, "t")
+    url = f"/api/v1/projects/{demo_world.projects[SFT].id}/export"
+    for field in ("domain", "nowhere"):
+        reply = client.get(
+            url,
+            params={"format": "sft", "prompt_field": field},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert reply.status_code == 200
+        zipfile.ZipFile(io.BytesIO(reply.content)).extractall(tmp_path / field)
+    rows = datasets.load_from_disk(str(tmp_path / "domain"))
+    assert rows.num_rows == len(labelled)
+    assert set(rows["prompt"]) <= {"medicine", "law", "software", "finance"}
+    assert datasets.load_from_disk(str(tmp_path / "nowhere")).num_rows == 0
+    card = (tmp_path / "nowhere" / "README.md").read_text()
+    assert f"left out (no prompt): {len(labelled)}" in card
+
+
 def test_cli_writes_a_directory_or_nothing(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/cli.db"
     runner = CliRunner()

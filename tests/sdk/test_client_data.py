@@ -76,6 +76,19 @@ def test_exports_to_a_file_a_dataframe_and_a_dataset(
             client.export(project["id"], tmp_path / "sft", format="sft")
 
 
+def test_an_sft_delivery_with_its_prompt_field(live_server: LiveServer, tmp_path: Path) -> None:
+    text = {"questions": [{"name": "answer", "kind": "text"}]}
+    with _client(live_server) as client:
+        project = client.create_project("sft", schema=text)
+        client.upload_tasks(project["id"], [{"data": {"question": "What is 2 + 2?"}}])
+        lease = client.next(project["id"])
+        assert lease is not None
+        client.submit(lease["assignment_id"], {"answer": "Four."})
+        client.export(project["id"], tmp_path / "sft", format="sft", prompt_field="question")
+        rows = datasets.load_from_disk(str(tmp_path / "sft"))
+        assert (rows["prompt"], rows["completion"]) == (["What is 2 + 2?"], ["Four."])
+
+
 def test_audits_and_payments(live_server: LiveServer, tmp_path: Path) -> None:
     with _client(live_server, admin=True) as owner, _client(live_server) as expert:
         policy = {"pay_per_task_cents": 30, "budget_cents": 60}

@@ -46,6 +46,15 @@ def export_project(
     until: Annotated[
         datetime | None, Query(description="only tasks last labelled before this time")
     ] = None,
+    prompt_field: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="dpo and sft: the task data field holding the prompt (default: the "
+            "preference question's prompt_field, else prompt)",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Every task with its aggregated answers, their confidence and every label.
 
@@ -61,5 +70,6 @@ def export_project(
         method=method,
         filters=filters,
         denied="only owners export",
+        prompt_field=prompt_field,
     )
     return StreamingResponse(found.chunks, media_type=found.media_type, headers=found.headers)

@@ -72,12 +72,14 @@ def write_export(
     return written
 
 
-def stream_export(export: Export, fmt: ExportFormat) -> Iterator[bytes]:
+def stream_export(
+    export: Export, fmt: ExportFormat, *, prompt_field: str | None = None
+) -> Iterator[bytes]:
     """The export as byte chunks, one per batch of tasks (for a streamed HTTP response); a
     delivery comes as a zip of its directory. A delivery the project cannot make is refused
     here, before any byte is sent."""
     if fmt in deliveries.DELIVERY_KINDS:
-        return stream_delivery_zip(deliveries.prepare(export, fmt))
+        return stream_delivery_zip(deliveries.prepare(export, fmt, prompt_field=prompt_field))
     return _stream(export, fmt)
 
 
@@ -103,6 +105,7 @@ def download(
     method: str,
     filters: ExportFilter,
     denied: str,
+    prompt_field: str | None = None,
 ) -> Download:
     """``project_id``'s export for ``user`` (an owner or an admin, else Forbidden(``denied``)),
     for the API's and the dashboard's downloads.
@@ -116,7 +119,7 @@ def download(
         seen = projects.access(session, user, project_id)
         policies.authorize(user, policies.can_export(seen.role), denied)
         prepared = export.prepare(session, seen.project, method=method, filters=filters)
-        chunks = stream_export(prepared, fmt)
+        chunks = stream_export(prepared, fmt, prompt_field=prompt_field)
     except BaseException:
         session.close()
         raise
