@@ -3,10 +3,13 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session
 
 from quorum.db.engine import make_engine
 from quorum.db.migrate import downgrade, is_up_to_date, upgrade
-from quorum.db.models import Base
+from quorum.db.models import Base, ReviewSource, Role
+from quorum.domain import assignments, gold, projects, reviews, users
+from quorum.domain.tasks import Record, import_tasks
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -40,6 +43,46 @@ def test_upgrade_downgrade_round_trip(tmp_path: object) -> None:
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     upgrade(engine)
     assert "tasks" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_sqlite_migrations_keep_the_rows_that_refer_to_a_rebuilt_table(tmp_path: object) -> None:
+    """0008 rebuilds `annotations` on SQLite (batch mode). With foreign keys on, its DROP
+    failed on the ledger's reference (and would have cascaded into reviews and gold outcomes):
+    a database with paid, reviewed labels could not be migrated from 0007."""
+    engine = make_engine(f"sqlite:///{tmp_path}/data.db")
+    upgrade(engine)
+    with Session(engine) as session:
+        owner = users.create_user(session, "owner@example.com")
+        person = users.create_user(session, "a@example.com")
+        schema = {"questions": [{"name": "label", "kind": "choice", "options": ["a", "b"]}]}
+        policy = {"pay_per_task_cents": 25}
+        project = projects.create(session, owner, name="paid", schema=schema, policy=policy)
+        projects.add_member(session, project, person.email, Role.annotator)
+        import_tasks(session, project, [Record(1, {"data": {"n": 1}, "gold": {"label": "a"}})])
+        lease = assignments.lease(session, project, person)
+        assert lease is not None
+        label = assignments.submit(session, lease.assignment.id, person, {"label": "b"})
+        reviews.send_to_review(session, label, source=ReviewSource.sampled)
+        gold.grade_gold(session, project, [label.id])
+        session.commit()
+    counted = ("annotations", "reviews", "ledger_entries", "quality_outcomes")
+
+    def counts() -> list[int]:
+        with engine.connect() as connection:
+            return [
+                connection.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
+                for t in counted
+            ]
+
+    before = counts()
+    assert all(before)
+    downgrade(engine, "0007")
+    assert counts() == before
+    upgrade(engine)
+    assert counts() == before and is_up_to_date(engine)
+    with engine.connect() as connection:  # the keys are on again for the application
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
 
 
