@@ -2,12 +2,12 @@
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, delete, inspect, update
 from sqlalchemy.orm import Session
 
 from quorum.db.engine import make_engine
 from quorum.db.migrate import downgrade, is_up_to_date, upgrade
-from quorum.db.models import Base, ReviewSource, Role
+from quorum.db.models import Assignment, Base, ReviewSource, Role, Task
 from quorum.domain import assignments, gold, projects, reviews, users
 from quorum.domain.tasks import Record, import_tasks
 
@@ -83,6 +83,29 @@ def test_sqlite_migrations_keep_the_rows_that_refer_to_a_rebuilt_table(tmp_path:
     assert counts() == before and is_up_to_date(engine)
     with engine.connect() as connection:  # the keys are on again for the application
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_sqlite_never_hands_out_an_assignment_id_again(tmp_path: object) -> None:
+    """A qualification reset deletes an annotator's latest leases; SQLite without AUTOINCREMENT
+    gave their ids to the next lease (migration 0009)."""
+    engine = make_engine(f"sqlite:///{tmp_path}/ids.db")
+    upgrade(engine)
+    with Session(engine) as session:
+        owner = users.create_user(session, "owner@example.com")
+        person = users.create_user(session, "a@example.com")
+        schema = {"questions": [{"name": "label", "kind": "choice", "options": ["a", "b"]}]}
+        project = projects.create(session, owner, name="ids", schema=schema)
+        projects.add_member(session, project, person.email, Role.annotator)
+        import_tasks(session, project, [Record(1, {"data": {"n": 1}})])
+        first = assignments.lease(session, project, person)
+        assert first is not None
+        taken = first.assignment.id
+        session.execute(delete(Assignment).where(Assignment.id == taken))
+        session.execute(update(Task).values(n_leased=0))
+        session.commit()
+        again = assignments.lease(session, project, person)
+        assert again is not None and again.assignment.id > taken
     engine.dispose()
 
 

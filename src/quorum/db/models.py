@@ -227,6 +227,8 @@ class Assignment(Base):
             postgresql_where=text("status = 'leased'"),
             sqlite_where=text("status = 'leased'"),
         ),
+        # An id is never handed out again, also after deletes (migration 0009).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -264,6 +266,7 @@ class Annotation(Base):
             postgresql_where=text("loop_tick IS NOT NULL"),
             sqlite_where=text("loop_tick IS NOT NULL"),
         ),
+        {"sqlite_autoincrement": True},  # as assignments (migration 0009)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
