@@ -1,5 +1,7 @@
 """The migrations build exactly the schema the models describe, and can be undone."""
 
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, delete, inspect, update
@@ -7,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from quorum.db.engine import make_engine
 from quorum.db.migrate import downgrade, is_up_to_date, upgrade
-from quorum.db.models import Assignment, Base, ReviewSource, Role, Task
+from quorum.db.models import Assignment, Base, Project, ReviewSource, Role, Task, User
 from quorum.domain import assignments, gold, projects, reviews, users
 from quorum.domain.tasks import Record, import_tasks
 
@@ -53,13 +55,8 @@ def test_sqlite_migrations_keep_the_rows_that_refer_to_a_rebuilt_table(tmp_path:
     engine = make_engine(f"sqlite:///{tmp_path}/data.db")
     upgrade(engine)
     with Session(engine) as session:
-        owner = users.create_user(session, "owner@example.com")
-        person = users.create_user(session, "a@example.com")
-        schema = {"questions": [{"name": "label", "kind": "choice", "options": ["a", "b"]}]}
-        policy = {"pay_per_task_cents": 25}
-        project = projects.create(session, owner, name="paid", schema=schema, policy=policy)
-        projects.add_member(session, project, person.email, Role.annotator)
-        import_tasks(session, project, [Record(1, {"data": {"n": 1}, "gold": {"label": "a"}})])
+        task = {"data": {"n": 1}, "gold": {"label": "a"}}
+        project, person = _one_task(session, task, {"pay_per_task_cents": 25})
         lease = assignments.lease(session, project, person)
         assert lease is not None
         label = assignments.submit(session, lease.assignment.id, person, {"label": "b"})
@@ -92,12 +89,7 @@ def test_sqlite_never_hands_out_an_assignment_id_again(tmp_path: object) -> None
     engine = make_engine(f"sqlite:///{tmp_path}/ids.db")
     upgrade(engine)
     with Session(engine) as session:
-        owner = users.create_user(session, "owner@example.com")
-        person = users.create_user(session, "a@example.com")
-        schema = {"questions": [{"name": "label", "kind": "choice", "options": ["a", "b"]}]}
-        project = projects.create(session, owner, name="ids", schema=schema)
-        projects.add_member(session, project, person.email, Role.annotator)
-        import_tasks(session, project, [Record(1, {"data": {"n": 1}})])
+        project, person = _one_task(session, {"data": {"n": 1}})
         first = assignments.lease(session, project, person)
         assert first is not None
         taken = first.assignment.id
@@ -107,6 +99,19 @@ def test_sqlite_never_hands_out_an_assignment_id_again(tmp_path: object) -> None
         again = assignments.lease(session, project, person)
         assert again is not None and again.assignment.id > taken
     engine.dispose()
+
+
+def _one_task(
+    session: Session, task: dict[str, Any], policy: dict[str, Any] | None = None
+) -> tuple[Project, User]:
+    """A project of one choice question and this one task, with one annotator."""
+    owner = users.create_user(session, "owner@example.com")
+    person = users.create_user(session, "a@example.com")
+    schema = {"questions": [{"name": "label", "kind": "choice", "options": ["a", "b"]}]}
+    project = projects.create(session, owner, name="one", schema=schema, policy=policy)
+    projects.add_member(session, project, person.email, Role.annotator)
+    import_tasks(session, project, [Record(1, task)])
+    return project, person
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path: object) -> None:

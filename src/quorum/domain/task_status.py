@@ -4,7 +4,7 @@ from collections import Counter
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, and_, case, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from quorum.db.models import Assignment, AssignmentStatus, Task, TaskStatus
@@ -82,26 +82,21 @@ def release_leases_beyond_overlap(
         .join(Task, Task.id == ranked.c.task_id)
         .where(ranked.c.rank <= Task.n_submitted + Task.n_leased - Task.overlap)
     )
-    released = session.execute(
-        update(Assignment)
-        .where(Assignment.id.in_(excess))
-        .values(status=AssignmentStatus.expired, finished_at=now)
-        .returning(Assignment.task_id)
-        .execution_options(synchronize_session=False)
-    ).scalars()
-    freed = Counter(released)
-    for task_id in sorted(freed):  # a fixed order, as every writer of tasks uses
-        session.execute(
-            update(Task)
-            .where(Task.id == task_id)
-            .values(n_leased=Task.n_leased - freed[task_id], status=status_after(Task.n_submitted))
-            .execution_options(synchronize_session=False)
-        )
-    return sum(freed.values())
+    return _expire(session, Assignment.id.in_(excess), now)
 
 
 def free_leases(session: Session, project_id: int, user_id: int, now: datetime) -> int:
-    """Expire the annotator's live leases in the project and give their slots back.
+    """Expire the annotator's live leases in the project and give their slots back."""
+    mine = and_(
+        Assignment.project_id == project_id,
+        Assignment.user_id == user_id,
+        Assignment.status == AssignmentStatus.leased,
+    )
+    return _expire(session, mine, now)
+
+
+def _expire(session: Session, which: ColumnElement[bool], now: datetime) -> int:
+    """Expire the assignments ``which`` selects and give their tasks the slots back; how many.
 
     NOTE: assignments first, then their tasks in id order: the lock order of the lease engine
     (docs/assignment.md).
@@ -109,11 +104,7 @@ def free_leases(session: Session, project_id: int, user_id: int, now: datetime) 
     freed = Counter(
         session.scalars(
             update(Assignment)
-            .where(
-                Assignment.project_id == project_id,
-                Assignment.user_id == user_id,
-                Assignment.status == AssignmentStatus.leased,
-            )
+            .where(which)
             .values(status=AssignmentStatus.expired, finished_at=now)
             .returning(Assignment.task_id)
             .execution_options(synchronize_session=False)
