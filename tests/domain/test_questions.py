@@ -106,6 +106,14 @@ def test_a_multi_choice_that_needs_more_options_than_it_has_is_refused() -> None
     assert QuestionSchema.model_validate({"questions": [question]})
 
 
+def test_a_preference_whose_prompt_is_one_of_its_responses_is_refused() -> None:
+    question = {"name": "better", "kind": "preference", "options": ["a", "b"], "prompt_field": "a"}
+    with pytest.raises(Invalid) as raised:
+        parse_schema({"questions": [question]})
+    assert raised.value.details[0]["field"] == "schema.questions[0].prompt_field"
+    assert parse_schema({"questions": [question | {"prompt_field": "prompt"}]})
+
+
 def test_two_questions_reading_one_field_as_a_list_and_as_text_are_refused() -> None:
     """No task could be imported: each question would refuse what the other needs."""
     ranking = {"name": "order", "kind": "ranking", "field": "items"}

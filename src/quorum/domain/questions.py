@@ -270,9 +270,10 @@ class QuestionSchema(BaseModel):
 
 def check_new_schema(schema: QuestionSchema) -> list[Problem]:
     """Problems that would leave a new schema unanswerable (a multi_choice needing more options
-    than it has) or its tasks unimportable (two questions reading one data field as a list and
-    as text). Checked when a schema is given, not when a stored one is read: a project made
-    before a rule keeps loading, so its owner can see it and change it."""
+    than it has), meaningless (a preference whose prompt is one of its responses) or its tasks
+    unimportable (two questions reading one data field as a list and as text). Checked when a
+    schema is given, not when a stored one is read: a project made before a rule keeps
+    loading, so its owner can see it and change it."""
     problems: list[Problem] = []
     read_by: dict[str, tuple[type, str]] = {}
     for i, question in enumerate(schema.questions):
@@ -281,6 +282,9 @@ def check_new_schema(schema: QuestionSchema) -> list[Problem]:
             if question.min_selected > len(question.options):
                 message = f"is more than the {len(question.options)} options"
                 problems.append({"field": f"{where}.min_selected", "message": message})
+        if isinstance(question, PreferenceQuestion) and question.prompt_field in question.options:
+            message = "names one of the two responses; the prompt is the field both answer"
+            problems.append({"field": f"{where}.prompt_field", "message": message})
         for field, kind in question.task_fields().items():
             first_kind, first = read_by.setdefault(field, (kind, question.name))
             if first_kind is not kind:
