@@ -1,10 +1,14 @@
 """Requester pages: the schema editor's live check, creating a project, importing, the dashboard
 and members."""
 
+import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -164,6 +168,29 @@ def test_a_paused_annotators_labels_leave_the_agreement_figures(
     assert {low.agreement for low in after.lowest} == {1.0}
     assert sum(n for _, n in after.throughput) == 12 and len(after.annotators) == 3
     assert dashboard.agreement(session, project)[0].percent == 1.0  # the stats API's figure
+
+
+def test_the_dashboard_downloads_a_delivery_with_its_prompt_field(
+    visit: Visit, make: Factory, session: Session, tmp_path: Path
+) -> None:
+    owner, person = make.person("rhea"), make.person("a")
+    schema = {"questions": [{"name": "answer", "kind": "text"}]}
+    project = make.project(owner, schema, members={Role.annotator: [person]})
+    make.tasks(project, [{"data": {"question": "What is 2 + 2?"}}])
+    lease = assignments.lease(session, project, person.user)
+    assert lease is not None
+    assignments.submit(session, lease.assignment.id, person.user, {"answer": "Four."})
+    visitor = visit(owner)
+    assert 'id="prompt_field"' in visitor.get(f"/projects/{project.id}/dashboard").text
+    for field, rows in (("question", 1), ("", 0)):  # blank: the default, `prompt`
+        reply = visitor.get(
+            f"/projects/{project.id}/export", params={"format": "sft", "prompt_field": field}
+        )
+        assert reply.status_code == 200
+        zipfile.ZipFile(io.BytesIO(reply.content)).extractall(tmp_path / (field or "blank"))
+        loaded = datasets.load_from_disk(str(tmp_path / (field or "blank")))
+        assert loaded.num_rows == rows
+    assert datasets.load_from_disk(str(tmp_path / "question"))["prompt"] == ["What is 2 + 2?"]
 
 
 def test_progress_leaves_out_the_gold_checks(visit: Visit, make: Factory, session: Session) -> None:

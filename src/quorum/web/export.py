@@ -24,8 +24,10 @@ def download_export(
     format: Annotated[ExportFormat, Query()] = "jsonl",
     method: Annotated[str, Query(max_length=16)] = aggregation.DEFAULT_METHOD,
     complete_only: bool = False,
+    prompt_field: Annotated[str, Query(max_length=200)] = "",
 ) -> StreamingResponse:
-    """One row per task with aggregated answers, confidence and every label, streamed."""
+    """One row per task with aggregated answers, confidence and every label, streamed; dpo and
+    sft take their prompts from ``prompt_field`` (blank: the default)."""
     found = download(
         request.app.state.database,
         user,
@@ -34,6 +36,7 @@ def download_export(
         method=method,
         filters=ExportFilter(complete_only=complete_only),
         denied="only the project's owners export",
+        prompt_field=prompt_field.strip() or None,
     )
     return StreamingResponse(found.chunks, media_type=found.media_type, headers=found.headers)
 
