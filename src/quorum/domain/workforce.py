@@ -57,15 +57,22 @@ def profile(session: Session, user: User) -> Profile:
     return Profile(user, domains_of(session, [user.id])[user.id])
 
 
+def _domain_name(raw: str) -> str | None:
+    """``raw`` as a domain name (trimmed, lower-case), or None if it is not one (a level, as
+    the policy's ``medicine:3``, is not part of a name)."""
+    name = raw.strip().lower()
+    match = DOMAIN.match(name)
+    return name if match is not None and match.group(2) is None else None
+
+
 def clean_domains(domains: Mapping[str, int]) -> dict[str, int]:
     """Domain names as policies write them (lower case) with levels 1 to 5; Invalid otherwise."""
     if len(domains) > MAX_DOMAINS:
         raise Invalid.one("domains", f"at most {MAX_DOMAINS} domains")
     clean: dict[str, int] = {}
     for raw, level in domains.items():
-        name = raw.strip().lower()
-        match = DOMAIN.match(name)
-        if match is None or match.group(2) is not None:
+        name = _domain_name(raw)
+        if name is None:
             raise Invalid.one(f"domains.{raw}", f"a domain is {DOMAIN_NAME}")
         if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 5:
             raise Invalid.one(f"domains.{raw}", "a level is a whole number from 1 to 5")
@@ -113,9 +120,8 @@ def list_profiles(
     """Every user's profile (keyset pages by user id), optionally those with a domain or tier."""
     query = select(User)
     if domain is not None:
-        wanted = domain.strip().lower()
-        match = DOMAIN.match(wanted)
-        if match is None or match.group(2) is not None:
+        wanted = _domain_name(domain)
+        if wanted is None:
             raise Invalid.one("domain", f"{domain!r} is not a domain name: {DOMAIN_NAME}")
         query = query.where(
             exists().where(AnnotatorDomain.user_id == User.id, AnnotatorDomain.domain == wanted)
